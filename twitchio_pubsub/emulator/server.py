@@ -1,0 +1,568 @@
+"""A local Twitch PubSub server for tests, demos and offline bot development."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from .. import protocol
+from . import payloads
+
+__all__ = ("DOCUMENTED_TOPIC_PATTERNS", "EmulatorConnection", "PubSubEmulator")
+
+log = logging.getLogger(__name__)
+
+#: Regular expressions of the topic families Twitch documented for third parties.
+DOCUMENTED_TOPIC_PATTERNS: tuple[str, ...] = (
+    r"channel-bits-events-v1\.\d+",
+    r"channel-bits-events-v2\.\d+",
+    r"channel-bits-badge-unlocks\.\d+",
+    r"channel-points-channel-v1\.\d+",
+    r"channel-subscribe-events-v1\.\d+",
+    r"chat_moderator_actions\.\d+\.\d+",
+    r"automod-queue\.\d+\.\d+",
+    r"user-moderation-notifications\.\d+\.\d+",
+    r"low-trust-users\.\d+\.\d+",
+    r"whispers\.\d+",
+)
+
+
+class EmulatorConnection:
+    """One client connected to the emulator.
+
+    Attributes
+    ----------
+    id: :class:`int`
+        The connection's id, unique for the emulator's lifetime.
+    topics: Dict[:class:`str`, Optional[:class:`str`]]
+        The topics this connection listens to, mapped to the token that authorised them.
+    silent: :class:`bool`
+        When set, PINGs on this connection get no PONG.
+    """
+
+    __slots__ = ("_request", "id", "silent", "topics", "ws")
+
+    def __init__(self, id: int, ws: web.WebSocketResponse, request: web.Request) -> None:
+        self.id = id
+        self.ws = ws
+        self._request = request
+        self.topics: dict[str, str | None] = {}
+        self.silent = False
+
+    def __repr__(self) -> str:
+        return f"<EmulatorConnection id={self.id} topics={len(self.topics)}>"
+
+    def abort(self) -> None:
+        """Drop the TCP connection at once, without a websocket close frame."""
+        transport = self._request.transport
+        if transport is not None:
+            transport.abort()
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class PubSubEmulator:
+    """A real websocket server that speaks Twitch's PubSub protocol.
+
+    Use it as an async context manager; it listens on a free loopback port by default::
+
+        async with PubSubEmulator() as emu:
+            pool = PubSubPool(client, endpoint=emu.url)
+            ...
+            await emu.trigger("bits", channel=12345)
+
+    The same port serves an HTTP control API under ``/control/`` (see the docs), so a
+    running emulator can be driven from the command line or any language.
+
+    Parameters
+    ----------
+    host: :class:`str`
+        The address to bind, ``127.0.0.1`` by default.
+    port: :class:`int`
+        The port to bind; ``0`` (the default) picks a free one.
+    max_topics: :class:`int`
+        Topics allowed per connection (Twitch: 50); more fail with ``ERR_TOO_MANY_TOPICS``.
+    extra_topic_patterns: Iterable[:class:`str`]
+        Regular expressions of further topics to accept besides the documented families.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_topics: int = 50,
+        extra_topic_patterns: Iterable[str] = (),
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.max_topics = max_topics
+        patterns = (*DOCUMENTED_TOPIC_PATTERNS, *extra_topic_patterns)
+        self._topic_re = re.compile("|".join(f"(?:{p})" for p in patterns))
+        self._connections: dict[int, EmulatorConnection] = {}
+        self._ids = itertools.count(1)
+        self._invalid_tokens: set[str] = set()
+        self._refuse_until = 0.0
+        self._listen_faults: list[str | None] = []
+        self._runner: web.AppRunner | None = None
+        self._bound_port: int | None = None
+        self.listen_count = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def url(self) -> str:
+        """The websocket URL to give clients, e.g. ``ws://127.0.0.1:8765``."""
+        return f"ws://{self._url_host}:{self._port()}"
+
+    @property
+    def http_url(self) -> str:
+        """The base URL of the control API, e.g. ``http://127.0.0.1:8765``."""
+        return f"http://{self._url_host}:{self._port()}"
+
+    @property
+    def _url_host(self) -> str:
+        return f"[{self.host}]" if ":" in self.host else self.host
+
+    def _port(self) -> int:
+        if self._bound_port is None:
+            raise RuntimeError("the emulator is not running; use 'async with' or start()")
+        return self._bound_port
+
+    async def start(self) -> None:
+        """Start listening. Prefer ``async with PubSubEmulator() as emu``."""
+        if self._runner is not None:
+            return
+        app = web.Application(middlewares=[self._control_errors])
+        app.router.add_get("/", self._ws_handler)
+        app.router.add_get("/v1", self._ws_handler)
+        for name, handler in self._control_routes().items():
+            method = "GET" if name == "state" else "POST"
+            app.router.add_route(method, f"/control/{name}", handler)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._bound_port = int(runner.addresses[0][1])
+        self._runner = runner
+        log.info("PubSub emulator listening on %s", self.url)
+
+    async def close(self) -> None:
+        """Close every connection (close code 1001) and stop the server."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        for conn in list(self._connections.values()):
+            await conn.ws.close(code=1001, message=b"server shutting down")
+        await runner.cleanup()
+        self._connections.clear()
+        self._bound_port = None
+        log.info("PubSub emulator stopped")
+
+    async def __aenter__(self) -> PubSubEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ------------------------------------------------------------------ view
+
+    @property
+    def connections(self) -> list[EmulatorConnection]:
+        """The open connections, oldest first."""
+        return list(self._connections.values())
+
+    def state(self) -> dict[str, Any]:
+        """A JSON-ready view: ``{"connections": [{"id": ..., "topics": [...]}, ...]}``."""
+        return {
+            "connections": [
+                {"id": c.id, "topics": sorted(c.topics), "silent": c.silent}
+                for c in self._connections.values()
+            ]
+        }
+
+    async def wait_for_topics(self, count: int, timeout: float = 5.0) -> None:
+        """Wait until the connections hold ``count`` topics in all (for tests)."""
+        deadline = time.monotonic() + timeout
+        while sum(len(c.topics) for c in self._connections.values()) != count:
+            if time.monotonic() > deadline:
+                raise asyncio.TimeoutError(f"emulator did not reach {count} topics")
+            await asyncio.sleep(0.01)
+
+    # ------------------------------------------------------------------ websocket side
+
+    async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        if time.monotonic() < self._refuse_until:
+            log.info("refusing connection from %s (outage)", request.remote)
+            return web.Response(status=503, text="emulated outage")
+        ws = web.WebSocketResponse(autoping=True, heartbeat=None)
+        if not ws.can_prepare(request).ok:
+            return web.Response(status=426, text="this is a PubSub websocket endpoint")
+        await ws.prepare(request)
+        conn = EmulatorConnection(next(self._ids), ws, request)
+        self._connections[conn.id] = conn
+        log.info("connection %d opened from %s", conn.id, request.remote)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.TEXT:
+                    await self._handle_frame(conn, msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    await ws.send_str(protocol.build_response(None, protocol.ERR_BADMESSAGE))
+        finally:
+            self._connections.pop(conn.id, None)
+            log.info("connection %d closed", conn.id)
+        return ws
+
+    async def _handle_frame(self, conn: EmulatorConnection, text: str) -> None:
+        frame = protocol.parse_client_frame(text)
+        if isinstance(frame, protocol.Ping):
+            if not conn.silent:
+                await conn.ws.send_str(protocol.build_pong())
+            return
+        if isinstance(frame, protocol.InvalidFrame):
+            log.info("connection %d sent a bad frame: %s", conn.id, frame.reason)
+            await conn.ws.send_str(protocol.build_response(None, protocol.ERR_BADMESSAGE))
+            return
+        if isinstance(frame, protocol.Unlisten):
+            for topic in frame.topics:
+                conn.topics.pop(topic, None)
+            log.info("connection %d UNLISTEN %s", conn.id, ", ".join(frame.topics))
+            await conn.ws.send_str(protocol.build_response(frame.nonce))
+            return
+        self.listen_count += 1
+        error = self._check_listen(conn, frame)
+        if error is None and self._listen_faults:
+            error = self._listen_faults.pop(0)
+            if error is None:
+                log.info("connection %d LISTEN left unanswered (fault)", conn.id)
+                return
+        if error:
+            log.info("connection %d LISTEN %s -> %s", conn.id, ", ".join(frame.topics), error)
+        else:
+            for topic in frame.topics:
+                conn.topics[topic] = frame.auth_token
+            log.info("connection %d LISTEN %s", conn.id, ", ".join(frame.topics))
+        await conn.ws.send_str(protocol.build_response(frame.nonce, error or ""))
+
+    def _check_listen(self, conn: EmulatorConnection, frame: protocol.Listen) -> str | None:
+        for topic in frame.topics:
+            if not self._topic_re.fullmatch(topic):
+                return protocol.ERR_BADTOPIC
+        token = frame.auth_token
+        if not token or token in self._invalid_tokens or token.startswith(("oauth:", "Bearer ")):
+            return protocol.ERR_BADAUTH
+        if len(set(conn.topics) | set(frame.topics)) > self.max_topics:
+            return protocol.ERR_TOO_MANY_TOPICS
+        return None
+
+    # ------------------------------------------------------------------ events and faults
+
+    def _select(self, connection: int | None) -> list[EmulatorConnection]:
+        if connection is None:
+            return list(self._connections.values())
+        conn = self._connections.get(connection)
+        return [conn] if conn is not None else []
+
+    async def _send(self, conns: Iterable[EmulatorConnection], text: str) -> int:
+        sent = 0
+        for conn in conns:
+            if conn.ws.closed:
+                continue
+            try:
+                await conn.ws.send_str(text)
+            except (ConnectionError, RuntimeError):
+                continue
+            sent += 1
+        return sent
+
+    async def publish(self, topic: str, message: dict[str, Any] | str) -> int:
+        """Send an event to every connection listening to ``topic``.
+
+        Parameters
+        ----------
+        topic: :class:`str`
+            The full topic string.
+        message: Union[:class:`dict`, :class:`str`]
+            The inner message; a ``dict`` is JSON-encoded, a ``str`` is sent as is.
+
+        Returns
+        -------
+        :class:`int`
+            How many connections received it.
+        """
+        if not isinstance(topic, str) or not topic:
+            raise TypeError("topic must be a non-empty string")
+        if isinstance(message, dict):
+            text = json.dumps(message, separators=(",", ":"))
+        elif isinstance(message, str):
+            text = message
+        else:
+            raise TypeError(f"message must be a dict or str, not {type(message).__name__}")
+        conns = [c for c in self._connections.values() if topic in c.topics]
+        return await self._send(conns, protocol.build_message(topic, text))
+
+    async def trigger(
+        self,
+        kind: str,
+        channel: int | str,
+        user: int | str | None = None,
+        **overrides: Any,
+    ) -> int:
+        """Publish a realistic event of ``kind`` (see :mod:`~twitchio_pubsub.emulator.payloads`).
+
+        For two-id topics with no ``user``, the event goes to every listened topic of
+        that family on ``channel`` (whoever the moderator is).
+
+        Returns
+        -------
+        :class:`int`
+            How many connections received it.
+        """
+        topic, message = payloads.build_event(kind, channel, user, **overrides)
+        family, ids, _ = payloads.KINDS[kind]
+        if ids == 2 and user is None:
+            suffix = f".{channel}"
+            topics = {
+                t
+                for c in self._connections.values()
+                for t in c.topics
+                if t.startswith(family + ".") and t.endswith(suffix) and t.count(".") == 2
+            }
+            if topics:
+                total = 0
+                for t in sorted(topics):
+                    total += await self.publish(t, message)
+                return total
+        return await self.publish(topic, message)
+
+    async def send_reconnect(self, connection: int | None = None) -> int:
+        """Send RECONNECT to one connection (by id) or to all; returns how many got it."""
+        conns = self._select(connection)
+        log.info("RECONNECT -> %d connection(s)", len(conns))
+        return await self._send(conns, protocol.build_reconnect())
+
+    async def send_raw(self, text: str, connection: int | None = None) -> int:
+        """Send ``text`` as a text frame, unchecked, to one connection or all."""
+        if not isinstance(text, str):
+            raise TypeError("text must be a str")
+        return await self._send(self._select(connection), text)
+
+    def drop(self, connection: int | None = None) -> int:
+        """Abort one connection or all at the TCP level, with no close frame."""
+        conns = self._select(connection)
+        for conn in conns:
+            conn.abort()
+        log.info("dropped %d connection(s)", len(conns))
+        return len(conns)
+
+    def silence(self, connection: int | None = None, silent: bool = True) -> int:
+        """Stop (or, with ``silent=False``, resume) answering PINGs."""
+        conns = self._select(connection)
+        for conn in conns:
+            conn.silent = silent
+        log.info("%s PONGs on %d connection(s)", "stopped" if silent else "resumed", len(conns))
+        return len(conns)
+
+    def refuse_connections(self, seconds: float) -> None:
+        """Answer every new handshake with HTTP 503 for ``seconds`` (an outage)."""
+        if seconds < 0:
+            raise ValueError("seconds must not be negative")
+        self._refuse_until = time.monotonic() + seconds
+        log.info("refusing new connections for %.1f s", seconds)
+
+    def invalidate_token(self, token: str) -> None:
+        """Make every later LISTEN with ``token`` fail with ``ERR_BADAUTH``."""
+        self._invalid_tokens.add(token)
+
+    def validate_token(self, token: str) -> None:
+        """Accept ``token`` again after :meth:`invalidate_token` or :meth:`revoke_token`."""
+        self._invalid_tokens.discard(token)
+
+    async def revoke_token(self, token: str) -> list[str]:
+        """Revoke ``token``: drop its topics with AUTH_REVOKED and refuse it from now on.
+
+        Returns
+        -------
+        List[:class:`str`]
+            The topics that were dropped.
+        """
+        self._invalid_tokens.add(token)
+        revoked: list[str] = []
+        for conn in list(self._connections.values()):
+            topics = [t for t, tok in conn.topics.items() if tok == token]
+            if not topics:
+                continue
+            for t in topics:
+                del conn.topics[t]
+            revoked.extend(topics)
+            await self._send([conn], protocol.build_auth_revoked(topics))
+        log.info("revoked a token: %d topic(s) dropped", len(revoked))
+        return revoked
+
+    def fail_next_listens(self, error: str | None, count: int = 1) -> None:
+        """Answer the next ``count`` valid LISTENs with ``error``.
+
+        ``error=None`` leaves them unanswered instead (to test timeouts).
+        """
+        if count < 0:
+            raise ValueError("count must not be negative")
+        self._listen_faults.extend([error] * count)
+
+    # ------------------------------------------------------------------ control API
+
+    def _control_routes(
+        self,
+    ) -> dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+        return {
+            "state": self._c_state,
+            "publish": self._c_publish,
+            "trigger": self._c_trigger,
+            "reconnect": self._c_reconnect,
+            "drop": self._c_drop,
+            "silence": self._c_silence,
+            "refuse": self._c_refuse,
+            "revoke": self._c_revoke,
+            "invalidate": self._c_invalidate,
+            "raw": self._c_raw,
+            "fail-listen": self._c_fail_listen,
+        }
+
+    @web.middleware
+    async def _control_errors(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except _BadRequest as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        except web.HTTPException:
+            raise
+        except Exception as exc:
+            log.exception("control request %s failed", request.path)
+            return web.json_response({"error": f"internal error: {type(exc).__name__}"}, status=500)
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any]:
+        if not request.can_read_body:
+            return {}
+        try:
+            body = await request.json()
+        except ValueError:
+            raise _BadRequest("body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise _BadRequest("body must be a JSON object")
+        return body
+
+    @staticmethod
+    def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+        if name not in body:
+            raise _BadRequest(f"missing field {name!r}")
+        value = body[name]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise _BadRequest(f"field {name!r} has the wrong type")
+        return value
+
+    def _connection_field(self, body: dict[str, Any]) -> int | None:
+        if body.get("connection") is None:
+            return None
+        return int(self._field(body, "connection", int))
+
+    async def _c_state(self, request: web.Request) -> web.Response:
+        return web.json_response(self.state())
+
+    async def _c_publish(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        topic = self._field(body, "topic", str)
+        message = self._field(body, "message", (dict, str))
+        if not topic:
+            raise _BadRequest("topic must not be empty")
+        return web.json_response({"delivered": await self.publish(topic, message)})
+
+    async def _c_trigger(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        kind = self._field(body, "kind", str)
+        channel = self._field(body, "channel", (int, str))
+        user = body.get("user")
+        overrides = body.get("set")
+        if overrides is None:
+            overrides = {}
+        if not isinstance(overrides, dict):
+            raise _BadRequest("field 'set' must be an object")
+        try:
+            delivered = await self.trigger(kind, channel, user, **overrides)
+        except ValueError as exc:
+            raise _BadRequest(str(exc)) from None
+        return web.json_response({"delivered": delivered})
+
+    async def _c_reconnect(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        count = await self.send_reconnect(self._connection_field(body))
+        return web.json_response({"connections": count})
+
+    async def _c_drop(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        return web.json_response({"connections": self.drop(self._connection_field(body))})
+
+    async def _c_silence(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        silent = body.get("silent", True)
+        if not isinstance(silent, bool):
+            raise _BadRequest("field 'silent' must be a boolean")
+        count = self.silence(self._connection_field(body), silent)
+        return web.json_response({"connections": count})
+
+    async def _c_refuse(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        seconds = self._field(body, "seconds", (int, float))
+        if seconds < 0:
+            raise _BadRequest("seconds must not be negative")
+        self.refuse_connections(float(seconds))
+        return web.json_response({"refusing_for": float(seconds)})
+
+    async def _c_revoke(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        token = self._field(body, "token", str)
+        return web.json_response({"topics": await self.revoke_token(token)})
+
+    async def _c_invalidate(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        token = self._field(body, "token", str)
+        if body.get("valid", False) is True:
+            self.validate_token(token)
+        else:
+            self.invalidate_token(token)
+        return web.json_response({"ok": True})
+
+    async def _c_raw(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        text = self._field(body, "text", str)
+        count = await self.send_raw(text, self._connection_field(body))
+        return web.json_response({"connections": count})
+
+    async def _c_fail_listen(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        error = body.get("error")
+        if error is not None and not isinstance(error, str):
+            raise _BadRequest("field 'error' must be a string or null")
+        count = body.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise _BadRequest("field 'count' must be a non-negative integer")
+        self.fail_next_listens(error, count)
+        return web.json_response({"pending_faults": len(self._listen_faults)})
