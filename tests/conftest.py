@@ -64,3 +64,72 @@ def load_samples() -> list[tuple[str, dict[str, Any]]]:
             continue
         out.append((path.name, json.loads(path.read_text(encoding="utf-8"))))
     return out
+
+
+class Recorder:
+    """Collects events a twitchio Client dispatches, and waits for them."""
+
+    def __init__(self, client: Any, *names: str) -> None:
+        import asyncio
+        from collections import defaultdict
+
+        self.events: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+        self._changed = asyncio.Event()
+        for name in names:
+            client.add_event(self._make(name), f"event_{name}")
+
+    def _make(self, name: str) -> Any:
+        async def handler(*args: Any) -> None:
+            self.events[name].append(args)
+            self._changed.set()
+
+        return handler
+
+    def first(self, name: str) -> Any:
+        return self.events[name][0][0]
+
+    def values(self, name: str) -> list[Any]:
+        return [args[0] for args in self.events[name]]
+
+    async def wait(self, name: str, count: int = 1, timeout: float = 5.0) -> list[Any]:
+        import asyncio
+        import contextlib
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(self.events[name]) < count:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"waited {timeout}s for {count} {name} event(s), got {len(self.events[name])}"
+                )
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+        return self.values(name)
+
+
+FAST = {
+    "ping_interval": 30.0,
+    "pong_timeout": 1.0,
+    "listen_timeout": 2.0,
+    "connect_timeout": 3.0,
+    "backoff_base": 0.05,
+    "backoff_cap": 0.5,
+    "dedup_window": 1.0,
+}
+
+
+@pytest.fixture
+async def client() -> Any:
+    import twitchio
+
+    return twitchio.Client(token="bot-token-never-used")
+
+
+async def settle() -> None:
+    """Let tasks spawned by run_event finish."""
+    import asyncio
+
+    for _ in range(5):
+        await asyncio.sleep(0)

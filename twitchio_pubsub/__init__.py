@@ -1,7 +1,70 @@
-"""twitchio-pubsub: a reliable Twitch PubSub client for TwitchIO 2.x bots."""
+"""twitchio-pubsub: a reliable Twitch PubSub client for TwitchIO 2.x bots.
+
+Everything the TwitchIO ``twitchio.ext.pubsub`` reference documents is importable from
+here: the pool, the topic factories, the models and the errors.
+"""
 
 from __future__ import annotations
 
+from .errors import (
+    ConnectionFailure,
+    ListenError,
+    ListenTimeout,
+    PoolClosed,
+    PoolError,
+    PoolFull,
+    PubSubError,
+)
+from .models import (
+    PubSubBadgeEntitlement,
+    PubSubBitsMessage,
+    PubSubChatMessage,
+    PubSubErrorEvent,
+    PubSubMessage,
+)
+from .pool import PubSubPool
+from .topics import (
+    Topic,
+    automod_queue,
+    bits,
+    bits_badge,
+    bits_v1,
+    channel_points,
+    channel_subscriptions,
+    low_trust_users,
+    moderation_user_action,
+    user_moderation_notifications,
+    whispers,
+)
+from .websocket import PubSubWebsocket
+
 __version__ = "0.1.0"
 
-__all__ = ("__version__",)
+__all__ = (
+    "ConnectionFailure",
+    "ListenError",
+    "ListenTimeout",
+    "PoolClosed",
+    "PoolError",
+    "PoolFull",
+    "PubSubBadgeEntitlement",
+    "PubSubBitsMessage",
+    "PubSubChatMessage",
+    "PubSubError",
+    "PubSubErrorEvent",
+    "PubSubMessage",
+    "PubSubPool",
+    "PubSubWebsocket",
+    "Topic",
+    "__version__",
+    "automod_queue",
+    "bits",
+    "bits_badge",
+    "bits_v1",
+    "channel_points",
+    "channel_subscriptions",
+    "low_trust_users",
+    "moderation_user_action",
+    "user_moderation_notifications",
+    "whispers",
+)

@@ -116,7 +116,10 @@ class PubSubEmulator:
         self._listen_faults: list[str | None] = []
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
+        #: LISTEN requests received, handshakes attempted and refused (for tests).
         self.listen_count = 0
+        self.handshakes = 0
+        self.refused = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -207,7 +210,9 @@ class PubSubEmulator:
     # ------------------------------------------------------------------ websocket side
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
+        self.handshakes += 1
         if time.monotonic() < self._refuse_until:
+            self.refused += 1
             log.info("refusing connection from %s (outage)", request.remote)
             return web.Response(status=503, text="emulated outage")
         ws = web.WebSocketResponse(autoping=True, heartbeat=None)
@@ -366,6 +371,7 @@ class PubSubEmulator:
         """Abort one connection or all at the TCP level, with no close frame."""
         conns = self._select(connection)
         for conn in conns:
+            self._connections.pop(conn.id, None)
             conn.abort()
         log.info("dropped %d connection(s)", len(conns))
         return len(conns)

@@ -1,0 +1,54 @@
+"""The one place that talks to twitchio's event system."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from .models.base import PubSubErrorEvent, parse_message
+
+if TYPE_CHECKING:
+    from twitchio import Client
+
+__all__ = ("Dispatcher",)
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """Turns MESSAGE payloads into models and hands them to ``client.run_event``.
+
+    Every message is dispatched as its topic's event (``pubsub_bits``, ...) and also as
+    ``pubsub_message``; a payload that cannot be modelled becomes a ``pubsub_error``.
+    """
+
+    __slots__ = ("_client", "_run_event")
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self._run_event = client.run_event
+
+    def message(self, topic: str, text: str) -> None:
+        """Model one payload and dispatch it; never raises."""
+        try:
+            event, model = parse_message(self._client, topic, text)
+        except Exception as exc:
+            log.warning("could not model a message on %s: %s: %s", topic, type(exc).__name__, exc)
+            self.error(
+                PubSubErrorEvent(
+                    "payload could not be modelled", topic=topic, raw=text, exception=exc
+                )
+            )
+            return
+        run = self._run_event
+        if event != "pubsub_message":
+            run(event, model)
+        run("pubsub_message", model)
+
+    def error(self, event: PubSubErrorEvent) -> None:
+        """Dispatch ``pubsub_error``."""
+        self._run_event("pubsub_error", event)
+
+    def event(self, name: str, *args: object) -> None:
+        """Dispatch any other event (``pubsub_pong``, ...)."""
+        self._run_event(name, *args)

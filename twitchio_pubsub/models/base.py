@@ -1,0 +1,279 @@
+"""Base models, shared helpers, and the registry that maps topic families to parsers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Optional
+
+from twitchio import PartialUser
+
+if TYPE_CHECKING:
+    from twitchio import Client
+
+    from ..topics import Topic
+
+__all__ = (
+    "ModelParser",
+    "PubSubBadgeEntitlement",
+    "PubSubChatMessage",
+    "PubSubErrorEvent",
+    "PubSubMessage",
+    "event_for_topic",
+    "parse_message",
+    "register",
+)
+
+#: A parser builds a model from ``(client, topic, decoded message)``.
+ModelParser = Callable[["Client", str, dict[str, Any]], "PubSubMessage"]
+
+_REGISTRY: dict[str, tuple[str, ModelParser]] = {}
+
+
+def register(family: str, event: str) -> Callable[[ModelParser], ModelParser]:
+    """Register the parser of a topic family (decorator).
+
+    Parameters
+    ----------
+    family: :class:`str`
+        The topic family, the wire topic's part before the first dot, e.g.
+        ``"channel-bits-events-v2"``.
+    event: :class:`str`
+        The client event its messages are dispatched as, e.g. ``"pubsub_bits"``.
+    """
+
+    def decorator(parser: ModelParser) -> ModelParser:
+        _REGISTRY[family] = (event, parser)
+        return parser
+
+    return decorator
+
+
+def event_for_topic(topic: str) -> str:
+    """Return the event name messages on ``topic`` are dispatched as."""
+    entry = _REGISTRY.get(topic.split(".", 1)[0])
+    return entry[0] if entry else "pubsub_message"
+
+
+def parse_message(client: Client, topic: str, text: str) -> tuple[str, PubSubMessage]:
+    """Decode a MESSAGE payload and build its model.
+
+    Returns
+    -------
+    Tuple[:class:`str`, :class:`PubSubMessage`]
+        The event name and the model. Topics the registry does not know give
+        ``("pubsub_message", PubSubMessage)``.
+
+    Raises
+    ------
+    ValueError
+        The payload is not a JSON object.
+    Exception
+        Whatever a parser raised on a payload it could not model; callers turn this
+        into a ``pubsub_error`` event.
+    """
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("the message payload is not a JSON object")
+    entry = _REGISTRY.get(topic.split(".", 1)[0])
+    if entry is None:
+        return "pubsub_message", PubSubMessage(client, topic, data)
+    event, parser = entry
+    return event, parser(client, topic, data)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def to_int(value: Any) -> Optional[int]:
+    """Turn an id or number given as int or string into an int; ``None`` if impossible."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return None
+    return None
+
+
+def to_str(value: Any) -> Optional[str]:
+    """Return ``value`` if it is a string, else ``None``."""
+    return value if isinstance(value, str) else None
+
+
+def to_dict(value: Any) -> dict[str, Any]:
+    """Return ``value`` if it is a dict, else an empty dict."""
+    return value if isinstance(value, dict) else {}
+
+
+def to_datetime(value: Any) -> Optional[datetime]:
+    """Parse an RFC 3339 timestamp (nanoseconds allowed) or Unix seconds, timezone-aware."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        try:
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    date_part, sep, rest = text.partition(".")
+    if sep:
+        # Keep at most microseconds: Python cannot hold Twitch's nanoseconds.
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        rest = rest[: min(digits, 6)] + rest[digits:]
+        text = f"{date_part}.{rest}" if min(digits, 6) else date_part + rest[digits:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+def make_user(client: Client, user_id: Any, name: Any) -> Optional[PartialUser]:
+    """Build a :class:`twitchio.PartialUser`, or ``None`` without a numeric id."""
+    uid = to_int(user_id)
+    if uid is None:
+        return None
+    return PartialUser(client._http, uid, name if isinstance(name, str) and name else None)
+
+
+# --------------------------------------------------------------------------- models
+
+
+class PubSubChatMessage:
+    """A chat message that came with an event.
+
+    Attributes
+    ----------
+    content: :class:`str`
+        The text of the message.
+    id: :class:`str`
+        The id of the payload the message came in.
+    type: :class:`str`
+        The payload type.
+    """
+
+    __slots__ = ("content", "id", "type")
+
+    def __init__(self, content: str, id: str, type: str) -> None:
+        self.content = content
+        self.id = id
+        self.type = type
+
+    def __repr__(self) -> str:
+        return f"<PubSubChatMessage id={self.id!r} type={self.type!r} content={self.content!r}>"
+
+
+class PubSubBadgeEntitlement:
+    """A Bits badge earned with a cheer.
+
+    Attributes
+    ----------
+    new: :class:`int`
+        The new badge version (for example ``25000``).
+    old: :class:`int`
+        The badge version held before.
+    """
+
+    __slots__ = ("new", "old")
+
+    def __init__(self, new: int, old: int) -> None:
+        self.new = new
+        self.old = old
+
+    def __repr__(self) -> str:
+        return f"<PubSubBadgeEntitlement new={self.new} old={self.old}>"
+
+
+class PubSubMessage:
+    """A message from the PubSub websocket; the base of every model.
+
+    Messages on topics the library does not model, and message types it does not
+    know on a topic it does, arrive as this class.
+
+    Attributes
+    ----------
+    topic: :class:`str`
+        The full topic string the message arrived on.
+    data: :class:`dict`
+        The decoded payload, with everything the model does not expose.
+    """
+
+    __slots__ = ("_client", "data", "topic")
+
+    def __init__(self, client: Client, topic: Optional[str], data: dict[str, Any]) -> None:
+        self._client = client
+        self.topic: str = topic or ""
+        self.data = data
+
+    @property
+    def message_type(self) -> Optional[str]:
+        """The payload's ``type`` (or ``message_type``), when it has one."""
+        return to_str(self.data.get("type")) or to_str(self.data.get("message_type"))
+
+    def __repr__(self) -> str:
+        kind = self.message_type
+        extra = f" type={kind!r}" if kind else ""
+        return f"<{type(self).__name__} topic={self.topic!r}{extra}>"
+
+
+class PubSubErrorEvent:
+    """What the ``pubsub_error`` event carries.
+
+    It is dispatched for frames or payloads that could not be handled, for LISTENs the
+    server refused while reconnecting, and for topics whose authorization failed.
+
+    Attributes
+    ----------
+    reason: :class:`str`
+        A short description of what went wrong.
+    topic: Optional[:class:`str`]
+        The topic string involved, when there is a single one.
+    raw: Optional[:class:`str`]
+        The raw frame or payload text, when one was received.
+    error: Optional[:class:`str`]
+        Twitch's error code (``ERR_BADAUTH``, ...), when the server sent one.
+    topics: List[:class:`Topic`]
+        The topics affected (for example those whose authorization failed).
+    exception: Optional[:class:`BaseException`]
+        The exception raised while handling, if any.
+    """
+
+    __slots__ = ("error", "exception", "raw", "reason", "topic", "topics")
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        topic: Optional[str] = None,
+        raw: Optional[str] = None,
+        error: Optional[str] = None,
+        topics: Optional[list[Topic]] = None,
+        exception: Optional[BaseException] = None,
+    ) -> None:
+        self.reason = reason
+        self.topic = topic
+        self.raw = raw
+        self.error = error
+        self.topics: list[Topic] = topics or []
+        self.exception = exception
+
+    def __repr__(self) -> str:
+        parts = [f"reason={self.reason!r}"]
+        if self.error:
+            parts.append(f"error={self.error!r}")
+        if self.topic:
+            parts.append(f"topic={self.topic!r}")
+        if self.topics:
+            parts.append(f"topics={[t.present for t in self.topics]!r}")
+        return f"<PubSubErrorEvent {' '.join(parts)}>"
