@@ -375,3 +375,31 @@ def test_build_event_rejects_bad_input() -> None:
         payloads.build_event("nope", 1)
     with pytest.raises(ValueError, match="numeric"):
         payloads.build_event("bits", "abc")
+
+
+async def test_close_connection_sends_close_frame(
+    emulator: PubSubEmulator, raw: RawClient, session: aiohttp.ClientSession
+) -> None:
+    status, body = await _post(session, emulator.http_url + "/control/close", {})
+    assert (status, body) == (200, {"connections": 1})
+    msg = await raw.ws.receive(timeout=2)
+    assert msg.type == aiohttp.WSMsgType.CLOSE
+    assert raw.ws.close_code == 1001
+
+
+async def test_refuse_with_custom_status(
+    emulator: PubSubEmulator, session: aiohttp.ClientSession
+) -> None:
+    status, _ = await _post(
+        session, emulator.http_url + "/control/refuse", {"seconds": 1, "status": 429}
+    )
+    assert status == 200
+    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+        await session.ws_connect(emulator.url)
+    assert info.value.status == 429
+    status, answer = await _post(
+        session, emulator.http_url + "/control/refuse", {"seconds": 1, "status": 200}
+    )
+    assert status == 400 and "status" in answer["error"]
+    with pytest.raises(ValueError):
+        emulator.refuse_connections(1, status=302)

@@ -425,3 +425,93 @@ async def test_debug_logs_never_contain_the_token(
     assert caplog.records
     for record in caplog.records:
         assert secret not in record.getMessage()
+
+
+class CountingPool(tp.PubSubPool):
+    def __init__(self, *a: Any, **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.hook_calls: list[list[str | None]] = []
+
+    async def reconnect_hook(
+        self, node: tp.PubSubWebsocket, topics: list[tp.Topic]
+    ) -> list[tp.Topic]:
+        self.hook_calls.append([t.present for t in topics])
+        return topics
+
+
+async def wait_for_new_connection(emulator: PubSubEmulator, old: int, topics: int) -> None:
+    for _ in range(300):
+        conns = emulator.connections
+        if conns and conns[0].id != old and len(conns[0].topics) == topics:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no new connection with all topics")
+
+
+@pytest.mark.parametrize("fault", ["close_frame", "drop", "reconnect"])
+async def test_reconnect_hook_runs_before_every_relisten(
+    client: Any, emulator: PubSubEmulator, fault: str
+) -> None:
+    async with make_pool(client, emulator, CountingPool) as pool:
+        assert isinstance(pool, CountingPool)
+        await pool.subscribe_topics([tp.bits(TOKEN)[1], tp.whispers(TOKEN)[2]])
+        assert pool.hook_calls == []
+        first = emulator.connections[0].id
+        if fault == "close_frame":
+            assert await emulator.close_connection() == 1
+        elif fault == "drop":
+            emulator.drop()
+        else:
+            await emulator.send_reconnect()
+        await wait_for_new_connection(emulator, first, 2)
+        assert pool.hook_calls == [["channel-bits-events-v2.1", "whispers.2"]]
+
+
+@pytest.mark.parametrize("status", [429, 500, 503])
+async def test_handshake_errors_are_retried(
+    client: Any, emulator: PubSubEmulator, status: int
+) -> None:
+    rec = Recorder(client, "pubsub_reconnecting")
+    async with make_pool(client, emulator) as pool:
+        await pool.subscribe_topics([tp.bits(TOKEN)[1]])
+        first = emulator.connections[0].id
+        emulator.refuse_connections(0.3, status=status)
+        emulator.drop()
+        await wait_for_new_connection(emulator, first, 1)
+        assert emulator.refused >= 1
+        assert len(rec.values("pubsub_reconnecting")) >= 2
+
+
+async def test_backoff_resets_after_a_healthy_connection(
+    client: Any, emulator: PubSubEmulator
+) -> None:
+    rec = Recorder(client, "pubsub_reconnecting")
+    async with make_pool(
+        client, emulator, backoff_base=0.02, backoff_cap=5.0, backoff_reset_after=0.3
+    ) as pool:
+        await pool.subscribe_topics([tp.bits(TOKEN)[1]])
+        first = emulator.connections[0].id
+        emulator.refuse_connections(0.8)
+        emulator.drop()
+        await wait_for_new_connection(emulator, first, 1)
+        delays = [args[1] for args in rec.events["pubsub_reconnecting"]]
+        assert len(delays) >= 4
+        await asyncio.sleep(0.4)  # healthy for longer than backoff_reset_after
+        count = len(delays)
+        second = emulator.connections[0].id
+        emulator.drop()
+        await wait_for_new_connection(emulator, second, 1)
+        after = [args[1] for args in rec.events["pubsub_reconnecting"]][count:]
+        assert after and after[0] <= 0.02
+
+
+async def test_binary_frames_are_reported_not_fatal(client: Any, emulator: PubSubEmulator) -> None:
+    rec = Recorder(client, "pubsub_bits", "pubsub_error")
+    async with make_pool(client, emulator) as pool:
+        await pool.subscribe_topics([tp.bits(TOKEN)[1]])
+        await emulator.connections[0].ws.send_bytes(b"\x00\x01")
+        await emulator.trigger("bits", 1)
+        await rec.wait("pubsub_bits")
+        (err,) = await rec.wait("pubsub_error")
+        assert "binary" in err.reason
+        assert pool.nodes[0].connected

@@ -113,6 +113,7 @@ class PubSubEmulator:
         self._ids = itertools.count(1)
         self._invalid_tokens: set[str] = set()
         self._refuse_until = 0.0
+        self._refuse_status = 503
         self._listen_faults: list[str | None] = []
         self._runner: web.AppRunner | None = None
         self._bound_port: int | None = None
@@ -214,7 +215,7 @@ class PubSubEmulator:
         if time.monotonic() < self._refuse_until:
             self.refused += 1
             log.info("refusing connection from %s (outage)", request.remote)
-            return web.Response(status=503, text="emulated outage")
+            return web.Response(status=self._refuse_status, text="emulated outage")
         ws = web.WebSocketResponse(autoping=True, heartbeat=None)
         if not ws.can_prepare(request).ok:
             return web.Response(status=426, text="this is a PubSub websocket endpoint")
@@ -367,6 +368,13 @@ class PubSubEmulator:
             raise TypeError("text must be a str")
         return await self._send(self._select(connection), text)
 
+    async def close_connection(self, connection: int | None = None, code: int = 1001) -> int:
+        """Close one connection or all gracefully, with a websocket close frame."""
+        conns = self._select(connection)
+        for conn in conns:
+            await conn.ws.close(code=code, message=b"closed by the emulator")
+        return len(conns)
+
     def drop(self, connection: int | None = None) -> int:
         """Abort one connection or all at the TCP level, with no close frame."""
         conns = self._select(connection)
@@ -384,11 +392,14 @@ class PubSubEmulator:
         log.info("%s PONGs on %d connection(s)", "stopped" if silent else "resumed", len(conns))
         return len(conns)
 
-    def refuse_connections(self, seconds: float) -> None:
-        """Answer every new handshake with HTTP 503 for ``seconds`` (an outage)."""
+    def refuse_connections(self, seconds: float, status: int = 503) -> None:
+        """Answer every new handshake with HTTP ``status`` (503) for ``seconds`` (an outage)."""
         if seconds < 0:
             raise ValueError("seconds must not be negative")
+        if not 400 <= status <= 599:
+            raise ValueError("status must be an HTTP error status (400-599)")
         self._refuse_until = time.monotonic() + seconds
+        self._refuse_status = status
         log.info("refusing new connections for %.1f s", seconds)
 
     def invalidate_token(self, token: str) -> None:
@@ -440,6 +451,7 @@ class PubSubEmulator:
             "trigger": self._c_trigger,
             "reconnect": self._c_reconnect,
             "drop": self._c_drop,
+            "close": self._c_close,
             "silence": self._c_silence,
             "refuse": self._c_refuse,
             "revoke": self._c_revoke,
@@ -526,6 +538,11 @@ class PubSubEmulator:
         body = await self._body(request)
         return web.json_response({"connections": self.drop(self._connection_field(body))})
 
+    async def _c_close(self, request: web.Request) -> web.Response:
+        body = await self._body(request)
+        count = await self.close_connection(self._connection_field(body))
+        return web.json_response({"connections": count})
+
     async def _c_silence(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         silent = body.get("silent", True)
@@ -537,9 +554,12 @@ class PubSubEmulator:
     async def _c_refuse(self, request: web.Request) -> web.Response:
         body = await self._body(request)
         seconds = self._field(body, "seconds", (int, float))
+        status = body.get("status", 503)
         if seconds < 0:
             raise _BadRequest("seconds must not be negative")
-        self.refuse_connections(float(seconds))
+        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
+            raise _BadRequest("status must be an HTTP error status (400-599)")
+        self.refuse_connections(float(seconds), status)
         return web.json_response({"refusing_for": float(seconds)})
 
     async def _c_revoke(self, request: web.Request) -> web.Response:
