@@ -1,11 +1,12 @@
 """Models for PubSub payloads, one module per topic family, and their registry.
 
 Importing this package registers every family's parser; adding a topic family is one
-new module that calls :func:`register`.
+new module whose parser is decorated with :func:`register`, plus its import here.
 """
 
 from __future__ import annotations
 
+from .automod import PubSubAutoModQueueMessage
 from .base import (
     PubSubBadgeEntitlement,
     PubSubChatMessage,
@@ -16,13 +17,49 @@ from .base import (
     register,
 )
 from .bits import PubSubBitsMessage
+from .bits_badge import PubSubBitsBadgeMessage
+from .channel_points import (
+    PubSubChannelPointsMessage,
+    PubSubChannelPointsRedemptionUpdate,
+    PubSubCustomRewardUpdate,
+)
+from .low_trust import PubSubLowTrustUserMessage, PubSubLowTrustUserNewMessage
+from .moderation import (
+    PubSubModerationAction,
+    PubSubModerationActionBanRequest,
+    PubSubModerationActionChannelTerms,
+    PubSubModerationActionModeratorAdd,
+    PubSubModerationActionModeratorRemove,
+    PubSubModerationActionVIPAdd,
+    PubSubModerationRoleChange,
+)
+from .subscriptions import PubSubChannelSubscribe
+from .user_moderation import PubSubUserModerationNotification
+from .whispers import PubSubWhisperMessage
 
 __all__ = (
+    "PubSubAutoModQueueMessage",
     "PubSubBadgeEntitlement",
+    "PubSubBitsBadgeMessage",
     "PubSubBitsMessage",
+    "PubSubChannelPointsMessage",
+    "PubSubChannelPointsRedemptionUpdate",
+    "PubSubChannelSubscribe",
     "PubSubChatMessage",
+    "PubSubCustomRewardUpdate",
     "PubSubErrorEvent",
+    "PubSubLowTrustUserMessage",
+    "PubSubLowTrustUserNewMessage",
     "PubSubMessage",
+    "PubSubModerationAction",
+    "PubSubModerationActionBanRequest",
+    "PubSubModerationActionChannelTerms",
+    "PubSubModerationActionModeratorAdd",
+    "PubSubModerationActionModeratorRemove",
+    "PubSubModerationActionVIPAdd",
+    "PubSubModerationRoleChange",
+    "PubSubUserModerationNotification",
+    "PubSubWhisperMessage",
     "event_for_topic",
     "parse_message",
     "register",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Optional
 
-from twitchio import PartialUser
+from twitchio import Channel, PartialUser
 
 if TYPE_CHECKING:
     from twitchio import Client
@@ -137,6 +137,22 @@ def to_datetime(value: Any) -> Optional[datetime]:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed
+
+
+def channel_id_of(value: Any, topic: str) -> int:
+    """The channel id from the payload, else from the topic (the last id is the channel)."""
+    channel = to_int(value)
+    if channel is None:
+        channel = to_int(topic.rsplit(".", 1)[-1])
+    return channel or 0
+
+
+def make_channel(client: Client, name: Any) -> Optional[Channel]:
+    """The client's :class:`twitchio.Channel` called ``name`` (a new one if not joined)."""
+    if not isinstance(name, str) or not name:
+        return None
+    channel: Optional[Channel] = client.get_channel(name)
+    return channel or Channel(name=name, websocket=client._connection)
 
 
 def make_user(client: Client, user_id: Any, name: Any) -> Optional[PartialUser]:

@@ -11,6 +11,7 @@ from .base import (
     PubSubBadgeEntitlement,
     PubSubChatMessage,
     PubSubMessage,
+    channel_id_of,
     make_user,
     register,
     to_datetime,
@@ -74,10 +75,7 @@ class PubSubBitsMessage(PubSubMessage):
         self.version: str = to_str(data.get("version")) or "1.0"
         self.bits_used: int = to_int(inner.get("bits_used")) or 0
         self.total_bits_used: Optional[int] = to_int(inner.get("total_bits_used"))
-        channel = to_int(inner.get("channel_id"))
-        if channel is None:
-            channel = to_int(topic.rsplit(".", 1)[-1]) or 0
-        self.channel_id: int = channel
+        self.channel_id: int = channel_id_of(inner.get("channel_id"), topic)
         self.channel_name: Optional[str] = to_str(inner.get("channel_name"))
         anonymous = inner.get("is_anonymous", data.get("is_anonymous"))
         self.is_anonymous: bool = anonymous is True
