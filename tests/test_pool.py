@@ -440,12 +440,14 @@ class CountingPool(tp.PubSubPool):
 
 
 async def wait_for_new_connection(emulator: PubSubEmulator, old: int, topics: int) -> None:
-    for _ in range(300):
-        conns = emulator.connections
-        if conns and conns[0].id != old and len(conns[0].topics) == topics:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("no new connection with all topics")
+    await emulator.wait_until(
+        lambda: (
+            len(emulator.connections) == 1
+            and emulator.connections[0].id != old
+            and len(emulator.connections[0].topics) == topics
+        ),
+        timeout=6,
+    )
 
 
 @pytest.mark.parametrize("fault", ["close_frame", "drop", "reconnect"])
@@ -515,3 +517,30 @@ async def test_binary_frames_are_reported_not_fatal(client: Any, emulator: PubSu
         (err,) = await rec.wait("pubsub_error")
         assert "binary" in err.reason
         assert pool.nodes[0].connected
+
+
+async def test_warns_when_client_loop_is_not_running(
+    emulator: PubSubEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    import twitchio
+
+    other = asyncio.new_event_loop()
+    try:
+        client = twitchio.Client(token="bot", loop=other)
+    finally:
+        other.close()
+    async with make_pool(client, emulator) as pool:
+        await pool.subscribe_topics([tp.bits(TOKEN)[1]])
+        await pool.subscribe_topics([tp.bits(TOKEN)[2]])
+    warnings = [
+        r for r in caplog.records if "client.loop is not the running event loop" in r.getMessage()
+    ]
+    assert len(warnings) == 1
+
+
+async def test_no_loop_warning_in_the_normal_case(
+    client: Any, emulator: PubSubEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with make_pool(client, emulator) as pool:
+        await pool.subscribe_topics([tp.bits(TOKEN)[1]])
+    assert "client.loop" not in caplog.text

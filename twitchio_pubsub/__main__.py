@@ -1,7 +1,8 @@
-"""Command line: ``python -m twitchio_pubsub {serve,trigger}``.
+"""Command line: ``python -m twitchio_pubsub {serve,trigger,demo}``.
 
 ``serve`` runs the PubSub emulator; ``trigger`` asks a running emulator to publish a
-realistic event.
+realistic event; ``demo`` shows the library working end to end against an embedded
+emulator.
 """
 
 from __future__ import annotations
@@ -70,7 +71,19 @@ def _build_parser() -> argparse.ArgumentParser:
         help="override a payload field; VALUE is JSON if it parses, else a string",
     )
 
+    demo = sub.add_parser("demo", help="run the end-to-end demo against an embedded emulator")
+    demo.add_argument("--quiet", action="store_true", help="print only the summary line")
     return parser
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    try:
+        return await run_demo(quiet=args.quiet)
+    except (RuntimeError, OSError, asyncio.TimeoutError) as exc:
+        print(f"twitchio-pubsub: demo failed: {exc or type(exc).__name__}", file=sys.stderr)
+        return 1
 
 
 async def _serve(args: argparse.Namespace) -> int:
@@ -135,7 +148,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         return asyncio.run(_serve(args))
-    return asyncio.run(_trigger(args))
+    if args.command == "trigger":
+        return asyncio.run(_trigger(args))
+    return asyncio.run(_demo(args))
 
 
 if __name__ == "__main__":

@@ -157,6 +157,7 @@ class PubSubPool:
         self._session: Optional[aiohttp.ClientSession] = None
         self._hook_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._loop_checked = False
 
     def __repr__(self) -> str:
         return f"<PubSubPool nodes={len(self._pool)} topics={len(self._topics)}>"
@@ -247,6 +248,7 @@ class PubSubPool:
                 raise ValueError(f"{topic!r} has an empty token")
         if self._closed:
             raise PoolClosed("the pool is closed", topics=checked)
+        self._check_loop()
         new = [t for t in checked if t not in self._topics]
         if not new:
             return
@@ -277,6 +279,18 @@ class PubSubPool:
             await self._run_auth_fail_hook(group)
         if failures:
             raise self._failure(failures)
+
+    def _check_loop(self) -> None:
+        if self._loop_checked:
+            return
+        self._loop_checked = True
+        client_loop = getattr(self.client, "loop", None)
+        if client_loop is not None and client_loop is not asyncio.get_running_loop():
+            log.warning(
+                "client.loop is not the running event loop, so twitchio will never run "
+                "your event handlers; create the Client inside the running loop or run "
+                "your code with client.loop.run_until_complete(...)"
+            )
 
     def _plan(self, topics: list[Topic]) -> list[tuple[PubSubWebsocket, list[Topic]]]:
         cap = self._max_connection_topics

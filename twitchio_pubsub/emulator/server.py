@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -116,6 +117,7 @@ class PubSubEmulator:
         self._refuse_status = 503
         self._listen_faults: list[str | None] = []
         self._runner: web.AppRunner | None = None
+        self._changed_event: asyncio.Event | None = None
         self._bound_port: int | None = None
         #: LISTEN requests received, handshakes attempted and refused (for tests).
         self.listen_count = 0
@@ -200,13 +202,40 @@ class PubSubEmulator:
             ]
         }
 
+    @property
+    def _changed(self) -> asyncio.Event:
+        # Created on first use so that it belongs to the running loop (Python 3.9).
+        if self._changed_event is None:
+            self._changed_event = asyncio.Event()
+        return self._changed_event
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait until ``predicate()`` is true, checking after every change of state.
+
+        State changes are connections opening or closing and topics being listened or
+        unlistened, so a test can wait for "a new connection holds all my topics"
+        without sleeping.
+
+        Raises
+        ------
+        asyncio.TimeoutError
+            ``predicate`` was still false after ``timeout`` seconds.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise asyncio.TimeoutError("the emulator's state did not change as expected")
+            self._changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.25))
+
     async def wait_for_topics(self, count: int, timeout: float = 5.0) -> None:
-        """Wait until the connections hold ``count`` topics in all (for tests)."""
-        deadline = time.monotonic() + timeout
-        while sum(len(c.topics) for c in self._connections.values()) != count:
-            if time.monotonic() > deadline:
-                raise asyncio.TimeoutError(f"emulator did not reach {count} topics")
-            await asyncio.sleep(0.01)
+        """Wait until the connections hold ``count`` topics in all."""
+        await self.wait_until(
+            lambda: sum(len(c.topics) for c in self._connections.values()) == count, timeout
+        )
 
     # ------------------------------------------------------------------ websocket side
 
@@ -222,6 +251,7 @@ class PubSubEmulator:
         await ws.prepare(request)
         conn = EmulatorConnection(next(self._ids), ws, request)
         self._connections[conn.id] = conn
+        self._changed.set()
         log.info("connection %d opened from %s", conn.id, request.remote)
         try:
             async for msg in ws:
@@ -231,6 +261,7 @@ class PubSubEmulator:
                     await ws.send_str(protocol.build_response(None, protocol.ERR_BADMESSAGE))
         finally:
             self._connections.pop(conn.id, None)
+            self._changed.set()
             log.info("connection %d closed", conn.id)
         return ws
 
@@ -247,6 +278,7 @@ class PubSubEmulator:
         if isinstance(frame, protocol.Unlisten):
             for topic in frame.topics:
                 conn.topics.pop(topic, None)
+            self._changed.set()
             log.info("connection %d UNLISTEN %s", conn.id, ", ".join(frame.topics))
             await conn.ws.send_str(protocol.build_response(frame.nonce))
             return
@@ -262,6 +294,7 @@ class PubSubEmulator:
         else:
             for topic in frame.topics:
                 conn.topics[topic] = frame.auth_token
+            self._changed.set()
             log.info("connection %d LISTEN %s", conn.id, ", ".join(frame.topics))
         await conn.ws.send_str(protocol.build_response(frame.nonce, error or ""))
 
@@ -381,6 +414,7 @@ class PubSubEmulator:
         for conn in conns:
             self._connections.pop(conn.id, None)
             conn.abort()
+        self._changed.set()
         log.info("dropped %d connection(s)", len(conns))
         return len(conns)
 
@@ -427,6 +461,7 @@ class PubSubEmulator:
             for t in topics:
                 del conn.topics[t]
             revoked.extend(topics)
+            self._changed.set()
             await self._send([conn], protocol.build_auth_revoked(topics))
         log.info("revoked a token: %d topic(s) dropped", len(revoked))
         return revoked

@@ -1,0 +1,79 @@
+"""Every example runs against the emulator, so the examples cannot rot."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from twitchio_pubsub.emulator import PubSubEmulator
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+async def _run(*args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+        cwd=str(EXAMPLES.parent),
+    )
+
+
+async def test_quick_example(emulator: PubSubEmulator) -> None:
+    proc = await _run(str(EXAMPLES / "quick_example.py"), env={"PUBSUB_ENDPOINT": emulator.url})
+    assert proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 30)
+    except asyncio.TimeoutError:
+        proc.kill()
+        _, err = await proc.communicate()
+        raise AssertionError(err.decode()) from None
+    assert line.decode().startswith("subscribed to 2 topics")
+    assert await emulator.trigger("bits", 12345, bits_used=77) == 1
+    assert await emulator.trigger("channel_points", 12345, **{"reward.title": "Hydrate"}) == 1
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert "bits: cheerfan cheered 77" in lines
+    assert "channel points: pointsfan redeemed Hydrate" in lines
+
+
+async def test_token_refresh_pool_example() -> None:
+    proc = await _run(str(EXAMPLES / "token_refresh_pool.py"))
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    assert "auth failed for ['channel-bits-events-v2.12345']" in text
+    assert "received 42 bits" in text and "received 7 bits" in text
+    assert "listened with fresh-token-2" in text
+
+
+async def test_pytest_example_passes() -> None:
+    proc = await _run(
+        "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLES / "test_my_bot.py")
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, out.decode() + err.decode()
+    assert "3 passed" in out.decode()
+
+
+async def test_demo_runs_and_summarises() -> None:
+    proc = await _run("-m", "twitchio_pubsub", "demo")
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    for model in (
+        "PubSubBitsMessage",
+        "PubSubChannelPointsMessage",
+        "PubSubWhisperMessage",
+        "PubSubAutoModQueueMessage",
+        "PubSubLowTrustUserMessage",
+        "PubSubModerationAction",
+    ):
+        assert model in text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("demo OK: 12 events received, 2 reconnects survived")
