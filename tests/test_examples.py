@@ -28,14 +28,14 @@ async def test_quick_example(emulator: PubSubEmulator) -> None:
     assert proc.stdout is not None
     try:
         line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    except asyncio.TimeoutError:
-        proc.kill()
-        _, err = await proc.communicate()
-        raise AssertionError(err.decode()) from None
-    assert line.decode().startswith("subscribed to 2 topics")
-    assert await emulator.trigger("bits", 12345, bits_used=77) == 1
-    assert await emulator.trigger("channel_points", 12345, **{"reward.title": "Hydrate"}) == 1
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert line.decode().startswith("subscribed to 2 topics")
+        assert await emulator.trigger("bits", 12345, bits_used=77) == 1
+        assert await emulator.trigger("channel_points", 12345, **{"reward.title": "Hydrate"}) == 1
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
     assert proc.returncode == 0, err.decode()
     lines = out.decode().splitlines()
     assert "bits: cheerfan cheered 77" in lines

@@ -755,6 +755,7 @@ async def test_registry_takes_a_new_family(
     from twitchio_pubsub.models import base
 
     monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    monkeypatch.setattr(base, "_BY_TOPIC", {})
 
     class HypeTrain(tp.PubSubMessage):
         __slots__ = ("level",)

@@ -91,7 +91,17 @@ def test_mutated_samples_never_make_models_raise(data: st.DataObject) -> None:
     event, model = parse_message(get_client(), sample["topic"], text)
     assert event.startswith("pubsub_")
     assert isinstance(model, tp.PubSubMessage)
+    touch_every_attribute(model)
+
+
+def touch_every_attribute(model: tp.PubSubMessage) -> None:
+    """Read every public attribute, lazy ones included: none may raise."""
     repr(model)
+    for name in dir(model):
+        if not name.startswith("_"):
+            value = getattr(model, name)
+            if name == "reward":
+                repr(value.title)
 
 
 @pytest.mark.parametrize("text", ["[1, 2]", "null", "7", '"just a string"', "{not json"])

@@ -544,3 +544,32 @@ async def test_no_loop_warning_in_the_normal_case(
     async with make_pool(client, emulator) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
     assert "client.loop" not in caplog.text
+
+
+async def test_raw_and_data_are_kept(client: Any, emulator: PubSubEmulator) -> None:
+    rec = Recorder(client, "pubsub_bits", "pubsub_channel_points")
+    async with make_pool(client, emulator) as pool:
+        await pool.subscribe_topics([tp.bits(TOKEN)[1], tp.channel_points(TOKEN)[1]])
+        payload = {
+            "data": {"bits_used": 3, "user_id": "9", "user_name": "z", "extra": [1]},
+            "message_id": "m",
+        }
+        text = '{"data":{"bits_used":3,"user_id":"9","user_name":"z","extra":[1]},"message_id":"m"}'
+        await emulator.publish("channel-bits-events-v2.1", text)
+        (bits,) = await rec.wait("pubsub_bits")
+        assert bits.raw == text and bits.data == payload
+        assert bits.data["data"]["extra"] == [1]
+        await emulator.trigger("channel_points", 1)
+        (points,) = await rec.wait("pubsub_channel_points")
+        assert points.data["type"] == "reward-redeemed"
+        assert points.raw.startswith('{"type":"reward-redeemed"')
+
+
+async def test_wait_for_pubsub_message_works(client: Any, emulator: PubSubEmulator) -> None:
+    async with make_pool(client, emulator) as pool:
+        await pool.subscribe_topics([tp.bits(TOKEN)[1]])
+        waiter = asyncio.ensure_future(client.wait_for("pubsub_message", timeout=5))
+        await asyncio.sleep(0)
+        await emulator.trigger("bits", 1, bits_used=11)
+        (event,) = await waiter
+        assert isinstance(event, tp.PubSubBitsMessage) and event.bits_used == 11

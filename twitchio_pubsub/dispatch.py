@@ -43,7 +43,21 @@ class Dispatcher:
         run = self._run_event
         if event != "pubsub_message":
             run(event, model)
+            if not self._listened("pubsub_message"):
+                return  # nobody listens: skip twitchio's per-call overhead
         run("pubsub_message", model)
+
+    def _listened(self, name: str) -> bool:
+        """Whether any handler, listener or ``wait_for`` would receive ``name``."""
+        client = self._client
+        handler = f"event_{name}"
+        try:
+            if handler in client._events or getattr(client, handler, None) is not None:
+                return True
+            waiting = client._waiting
+            return bool(waiting) and any(entry[0] == name for entry in waiting)
+        except (AttributeError, TypeError):
+            return True  # an unexpected client: always dispatch
 
     def error(self, event: PubSubErrorEvent) -> None:
         """Dispatch ``pubsub_error``."""

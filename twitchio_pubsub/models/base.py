@@ -29,6 +29,9 @@ __all__ = (
 ModelParser = Callable[["Client", str, dict[str, Any]], "PubSubMessage"]
 
 _REGISTRY: dict[str, tuple[str, ModelParser]] = {}
+#: topic string -> registry entry, so the hot path skips splitting the topic.
+_BY_TOPIC: dict[str, tuple[str, ModelParser]] = {}
+_loads = json.loads
 
 
 def register(family: str, event: str) -> Callable[[ModelParser], ModelParser]:
@@ -45,6 +48,7 @@ def register(family: str, event: str) -> Callable[[ModelParser], ModelParser]:
 
     def decorator(parser: ModelParser) -> ModelParser:
         _REGISTRY[family] = (event, parser)
+        _BY_TOPIC.clear()
         return parser
 
     return decorator
@@ -73,14 +77,20 @@ def parse_message(client: Client, topic: str, text: str) -> tuple[str, PubSubMes
         Whatever a parser raised on a payload it could not model; callers turn this
         into a ``pubsub_error`` event.
     """
-    data = json.loads(text)
-    if not isinstance(data, dict):
+    data = _loads(text)
+    if type(data) is not dict:
         raise ValueError("the message payload is not a JSON object")
-    entry = _REGISTRY.get(topic.split(".", 1)[0])
+    entry = _BY_TOPIC.get(topic)
     if entry is None:
-        return "pubsub_message", PubSubMessage(client, topic, data)
+        entry = _REGISTRY.get(topic.split(".", 1)[0], _GENERIC)
+        if len(_BY_TOPIC) < 10_000:
+            _BY_TOPIC[topic] = entry
     event, parser = entry
-    return event, parser(client, topic, data)
+    model = parser(client, topic, data)
+    model._raw = text
+    if model._compact:
+        model._data = None
+    return event, model
 
 
 # --------------------------------------------------------------------------- helpers
@@ -141,6 +151,8 @@ def to_datetime(value: Any) -> Optional[datetime]:
 
 def channel_id_of(value: Any, topic: str) -> int:
     """The channel id from the payload, else from the topic (the last id is the channel)."""
+    if type(value) is str and value.isdigit():
+        return int(value)
     channel = to_int(value)
     if channel is None:
         channel = to_int(topic.rsplit(".", 1)[-1])
@@ -157,6 +169,8 @@ def make_channel(client: Client, name: Any) -> Optional[Channel]:
 
 def make_user(client: Client, user_id: Any, name: Any) -> Optional[PartialUser]:
     """Build a :class:`twitchio.PartialUser`, or ``None`` without a numeric id."""
+    if type(user_id) is str and user_id.isdigit() and type(name) is str and name:
+        return PartialUser(client._http, user_id, name)
     uid = to_int(user_id)
     if uid is None:
         return None
@@ -221,16 +235,35 @@ class PubSubMessage:
     ----------
     topic: :class:`str`
         The full topic string the message arrived on.
-    data: :class:`dict`
-        The decoded payload, with everything the model does not expose.
     """
 
-    __slots__ = ("_client", "data", "topic")
+    __slots__ = ("_client", "_data", "_raw", "topic")
+
+    #: Set by models that copy every field they need out of the payload in ``__init__``;
+    #: they then keep only the payload's text, and :attr:`data` decodes it on access.
+    #: Holding no dicts per queued event keeps bursts cheap for the garbage collector.
+    _compact = False
 
     def __init__(self, client: Client, topic: Optional[str], data: dict[str, Any]) -> None:
         self._client = client
         self.topic: str = topic or ""
-        self.data = data
+        self._data: Optional[dict[str, Any]] = data
+        self._raw: Optional[str] = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The decoded payload, with everything the model does not expose."""
+        if self._data is None:
+            decoded = _loads(self._raw) if self._raw else {}
+            self._data = decoded if type(decoded) is dict else {}
+        return self._data
+
+    @property
+    def raw(self) -> str:
+        """The payload as JSON text, exactly as received when it came from the server."""
+        if self._raw is None:
+            self._raw = json.dumps(self._data)
+        return self._raw
 
     @property
     def message_type(self) -> Optional[str]:
@@ -293,3 +326,10 @@ class PubSubErrorEvent:
         if self.topics:
             parts.append(f"topics={[t.present for t in self.topics]!r}")
         return f"<PubSubErrorEvent {' '.join(parts)}>"
+
+
+def _generic(client: Client, topic: str, data: dict[str, Any]) -> PubSubMessage:
+    return PubSubMessage(client, topic, data)
+
+
+_GENERIC: tuple[str, ModelParser] = ("pubsub_message", _generic)
