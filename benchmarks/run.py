@@ -13,6 +13,10 @@ side in one run:
 * resident memory with 500 topics;
 * p50/p99 latency from server send to handler at a steady 5,000 events/s;
 * CPU used by an idle pool holding 500 topics.
+
+On Linux with two or more cores the server is pinned to core 0 and each worker to core
+1, so that the two do not compete for a core; throughput is also reported as client CPU
+time per event.
 """
 
 from __future__ import annotations
@@ -258,7 +262,14 @@ async def _latency(port: int, rate: int, events: int) -> dict[str, Any]:
     }
 
 
+def pin(core: int) -> None:
+    """Pin this process to one core (Linux, 2+ cores): server and client stop competing."""
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {core % (os.cpu_count() or 1)})
+
+
 def worker(argv: list[str]) -> None:
+    pin(1)
     parser = argparse.ArgumentParser()
     parser.add_argument("kind")
     parser.add_argument("--port", type=int, required=True)
@@ -322,17 +333,21 @@ def run(quick: bool, runs: int) -> dict[str, Any]:
         port = int(server.stdout.readline().split()[1])
         results: dict[str, Any] = {"machine": _machine(), "sizes": sizes, "throughput": {}}
         impls = ("floor", "ext", "ours")
-        per_impl: dict[str, list[float]] = {impl: [] for impl in impls}
+        per_impl: dict[str, list[dict[str, Any]]] = {impl: [] for impl in impls}
         for _ in range(runs):
             for impl in impls:
-                r = _spawn_worker(
-                    port, "throughput", "--impl", impl, "--events", str(sizes["events"])
+                per_impl[impl].append(
+                    _spawn_worker(
+                        port, "throughput", "--impl", impl, "--events", str(sizes["events"])
+                    )
                 )
-                per_impl[impl].append(r["events_per_s"])
         for impl in impls:
             results["throughput"][impl] = {
-                "median_events_per_s": statistics.median(per_impl[impl]),
-                "runs": per_impl[impl],
+                "median_events_per_s": statistics.median(r["events_per_s"] for r in per_impl[impl]),
+                "median_cpu_us_per_event": statistics.median(
+                    r["cpu_us_per_event"] for r in per_impl[impl]
+                ),
+                "runs": [r["events_per_s"] for r in per_impl[impl]],
             }
         floor = results["throughput"]["floor"]["median_events_per_s"]
         ext = results["throughput"]["ext"]["median_events_per_s"]
@@ -366,7 +381,10 @@ def _report(results: dict[str, Any]) -> str:
     }
     for impl, name in names.items():
         runs = ", ".join(f"{r:,.0f}" for r in t[impl]["runs"])
-        lines.append(f"  {name:<22} {t[impl]['median_events_per_s']:>10,.0f} events/s   [{runs}]")
+        lines.append(
+            f"  {name:<22} {t[impl]['median_events_per_s']:>10,.0f} events/s "
+            f"({t[impl]['median_cpu_us_per_event']:.1f} us CPU/event)   [{runs}]"
+        )
     r = results["ratios"]
     lines += [
         f"  ratio twitchio_pubsub/floor = {r['ours_over_floor']:.2f}, "

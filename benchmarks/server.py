@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -88,6 +89,8 @@ class BenchServer(PubSubEmulator):
 
 
 async def main() -> None:
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {0})  # the workers take core 1
     async with BenchServer(max_topics=50) as server:
         print(f"READY {server.url.rsplit(':', 1)[1]}", flush=True)
         loop = asyncio.get_running_loop()

@@ -573,3 +573,22 @@ async def test_wait_for_pubsub_message_works(client: Any, emulator: PubSubEmulat
         await emulator.trigger("bits", 1, bits_used=11)
         (event,) = await waiter
         assert isinstance(event, tp.PubSubBitsMessage) and event.bits_used == 11
+
+
+async def test_subclass_handler_for_pubsub_message(emulator: PubSubEmulator) -> None:
+    import twitchio
+
+    seen: list[tp.PubSubMessage] = []
+
+    class MyClient(twitchio.Client):  # type: ignore[misc]
+        async def event_pubsub_message(self, message: tp.PubSubMessage) -> None:
+            seen.append(message)
+
+    client = MyClient(token="bot")
+    rec = Recorder(client, "pubsub_bits")
+    async with make_pool(client, emulator) as pool:
+        await pool.subscribe_topics([tp.bits(TOKEN)[1]])
+        await emulator.trigger("bits", 1)
+        (event,) = await rec.wait("pubsub_bits")
+        await settle()
+        assert seen == [event]

@@ -204,3 +204,15 @@ def test_parsers_never_raise_on_typed_json(kind: str, data: object, extra: objec
     text = json.dumps({"type": kind, "data": data, "nonce": extra, "error": extra})
     assert p.parse_server_frame(text) is not None
     assert p.parse_client_frame(text) is not None
+
+
+def test_message_is_an_immutable_value_distinct_from_other_events() -> None:
+    msg = p.Message("t.1", "{}")
+    assert msg == p.Message("t.1", "{}") and hash(msg) == hash(p.Message("t.1", "{}"))
+    assert msg != p.Message("t.1", "[]")
+    assert msg != p.Response("t.1", "{}")
+    assert msg != ("t.1", "{}")
+    assert (msg.topic, msg.message) == ("t.1", "{}")
+    assert repr(msg) == "Message(topic='t.1', message='{}')"
+    with pytest.raises(AttributeError):
+        msg.topic = "x"  # type: ignore[misc]

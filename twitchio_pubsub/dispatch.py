@@ -22,11 +22,13 @@ class Dispatcher:
     ``pubsub_message``; a payload that cannot be modelled becomes a ``pubsub_error``.
     """
 
-    __slots__ = ("_client", "_run_event")
+    __slots__ = ("_class_handler", "_client", "_run_event")
 
     def __init__(self, client: Client) -> None:
         self._client = client
         self._run_event = client.run_event
+        # A subclass method ``event_pubsub_message`` cannot appear later; look once.
+        self._class_handler = getattr(type(client), "event_pubsub_message", None) is not None
 
     def message(self, topic: str, text: str) -> None:
         """Model one payload and dispatch it; never raises."""
@@ -43,7 +45,7 @@ class Dispatcher:
         run = self._run_event
         if event != "pubsub_message":
             run(event, model)
-            if not self._listened("pubsub_message"):
+            if not self._class_handler and not self._listened("pubsub_message"):
                 return  # nobody listens: skip twitchio's per-call overhead
         run("pubsub_message", model)
 
@@ -52,7 +54,7 @@ class Dispatcher:
         client = self._client
         handler = f"event_{name}"
         try:
-            if handler in client._events or getattr(client, handler, None) is not None:
+            if handler in client._events or handler in vars(client):
                 return True
             waiting = client._waiting
             return bool(waiting) and any(entry[0] == name for entry in waiting)

@@ -111,9 +111,12 @@ class Response:
         return not self.error
 
 
-@dataclass(frozen=True)
-class Message:
+class Message(tuple):  # type: ignore[type-arg]
     """An event on a topic.
+
+    The hot path of the library creates one per event, so this is an immutable tuple
+    subclass (cheaper to build than a frozen dataclass) that compares equal only to
+    another :class:`Message`.
 
     Attributes
     ----------
@@ -123,9 +126,32 @@ class Message:
         The event payload as JSON text (it still has to be decoded).
     """
 
-    __slots__ = ("message", "topic")
-    topic: str
-    message: str
+    __slots__ = ()
+
+    def __new__(cls, topic: str, message: str) -> Message:
+        return tuple.__new__(cls, (topic, message))
+
+    @property
+    def topic(self) -> str:
+        """The full topic string."""
+        return self[0]  # type: ignore[no-any-return]
+
+    @property
+    def message(self) -> str:
+        """The payload as JSON text."""
+        return self[1]  # type: ignore[no-any-return]
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Message and tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(("Message", *self))
+
+    def __repr__(self) -> str:
+        return f"Message(topic={self[0]!r}, message={self[1]!r})"
 
 
 @dataclass(frozen=True)

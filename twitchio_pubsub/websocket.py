@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 _HAS_WS_TIMEOUT = hasattr(aiohttp, "ClientWSTimeout")  # aiohttp >= 3.10
 _node_ids = itertools.count(1)
+#: Frames dispatched before the reader yields to the event loop.
+_READ_BATCH = 64
 
 #: What LISTEN outcomes are reported as, besides Twitch's own error codes.
 TIMEOUT = "timeout"
@@ -314,6 +316,7 @@ class PubSubWebsocket:
         dispatch_message = self._dispatch.message
         text_type = aiohttp.WSMsgType.TEXT
         loop = asyncio.get_running_loop()
+        batch = _READ_BATCH
         while True:
             msg = await ws.receive()
             if msg.type is text_type:
@@ -324,6 +327,13 @@ class PubSubWebsocket:
                     ):
                         continue
                     dispatch_message(frame.topic, frame.message)
+                    batch -= 1
+                    if not batch:
+                        # receive() does not yield while frames are buffered: let the
+                        # handlers of this batch run before reading on, so a burst
+                        # cannot pile up thousands of pending events in memory.
+                        batch = _READ_BATCH
+                        await asyncio.sleep(0)
                 else:
                     self._handle_control(link, frame)
             elif msg.type in (

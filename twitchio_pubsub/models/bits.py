@@ -90,7 +90,12 @@ class PubSubBitsMessage(PubSubMessage):
         self.bits_used: int = bits if type(bits) is int else to_int(bits) or 0
         total = get("total_bits_used")
         self.total_bits_used: Optional[int] = total if type(total) is int else to_int(total)
-        self.channel_id: int = channel_id_of(get("channel_id"), topic)
+        channel = get("channel_id")
+        self.channel_id: int = (
+            int(channel)
+            if type(channel) is str and channel.isdigit()
+            else channel_id_of(channel, topic)
+        )
         self.channel_name: Optional[str] = to_str(get("channel_name"))
         self.is_anonymous: bool = get("is_anonymous", data.get("is_anonymous")) is True
         self.version: str = to_str(data.get("version")) or "1.0"
