@@ -592,3 +592,37 @@ async def test_subclass_handler_for_pubsub_message(emulator: PubSubEmulator) -> 
         (event,) = await rec.wait("pubsub_bits")
         await settle()
         assert seen == [event]
+
+
+async def test_close_during_subscribe_raises_pool_closed_promptly(
+    client: Any, emulator: PubSubEmulator
+) -> None:
+    emulator.refuse_connections(30)
+    pool = make_pool(client, emulator, connect_timeout=20)
+    subscribing = asyncio.ensure_future(pool.subscribe_topics([tp.bits(TOKEN)[1]]))
+    await emulator.wait_until(lambda: emulator.refused >= 1)
+    started = asyncio.get_running_loop().time()
+    await pool.close()
+    with pytest.raises(tp.PoolClosed):
+        await asyncio.wait_for(subscribing, 5)
+    assert asyncio.get_running_loop().time() - started < 5
+
+
+class ClosingPool(tp.PubSubPool):
+    async def reconnect_hook(
+        self, node: tp.PubSubWebsocket, topics: list[tp.Topic]
+    ) -> list[tp.Topic]:
+        await self.close()
+        return topics
+
+
+async def test_close_from_inside_reconnect_hook(client: Any, emulator: PubSubEmulator) -> None:
+    baseline = asyncio.all_tasks()
+    pool = make_pool(client, emulator, ClosingPool)
+    await pool.subscribe_topics([tp.bits(TOKEN)[1]])
+    await emulator.send_reconnect()
+    await emulator.wait_until(lambda: emulator.connections == [], timeout=5)
+    await settle()
+    await asyncio.sleep(0.05)
+    assert pool.closed and pool.nodes == []
+    assert asyncio.all_tasks() - baseline == set()

@@ -276,7 +276,8 @@ class PubSubPool:
                     failures.append((group, error))
         await self._close_empty_nodes()
         for group in auth_failed:
-            await self._run_auth_fail_hook(group)
+            if not self._closed:
+                await self._run_auth_fail_hook(group)
         if failures:
             raise self._failure(failures)
 
@@ -337,9 +338,10 @@ class PubSubPool:
         log.debug("opened node %d (%d in the pool)", node.id, len(self._pool))
         return node
 
-    @staticmethod
-    def _failure(failures: list[tuple[list[Topic], str]]) -> PubSubError:
+    def _failure(self, failures: list[tuple[list[Topic], str]]) -> PubSubError:
         topics = [t for group, _ in failures for t in group]
+        if self._closed:
+            return PoolClosed("the pool was closed before the server confirmed", topics=topics)
         codes = sorted({error for _, error in failures})
         if codes == [NOT_CONNECTED]:
             return ConnectionFailure("could not connect to the PubSub server", topics=topics)
@@ -549,7 +551,12 @@ class PubSubPool:
         if hooks:
             await asyncio.gather(*hooks, return_exceptions=True)
         nodes, self._pool = self._pool, []
-        await asyncio.gather(*(node._close() for node in nodes))
+        # A node whose own supervisor is running this (close() from reconnect_hook) is
+        # closed here, in its task: it cancels itself and winds down on its next await.
+        own = [node for node in nodes if node._supervisor is current]
+        await asyncio.gather(*(node._close() for node in nodes if node not in own))
+        for node in own:
+            await node._close()
         self._topics.clear()
         session, self._session = self._session, None
         if session is not None and not session.closed:

@@ -139,6 +139,7 @@ class PubSubWebsocket:
         self._reserved = 0
         self._link: Optional[_Link] = None
         self._ready = asyncio.Event()
+        self._gone = asyncio.Event()
         self._pending: dict[str, tuple[asyncio.Future[protocol.Response], _Link]] = {}
         self._generation = 0
         self._latency: Optional[float] = None
@@ -185,15 +186,30 @@ class PubSubWebsocket:
 
     async def _close(self) -> None:
         self._closing = True
+        self._gone.set()  # wakes subscribe calls waiting for a connection
         task, self._supervisor = self._supervisor, None
         if task is not None and not task.done():
             task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
+            if task is not asyncio.current_task():  # e.g. close() from reconnect_hook
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    if not task.cancelled():
+                        raise
         self._ready.clear()
+
+    async def _wait_ready(self, timeout: float) -> bool:
+        """Wait until connected; ``False`` on timeout or when the node is closed."""
+        if self._ready.is_set():
+            return True
+        ready = asyncio.ensure_future(self._ready.wait())
+        gone = asyncio.ensure_future(self._gone.wait())
+        try:
+            await asyncio.wait((ready, gone), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+            gone.cancel()
+        return self._ready.is_set() and not self._closing
 
     async def _sleep(self, delay: float, why: str) -> None:
         log.info("node %d: %s; reconnecting in %.2f s", self.id, why, delay)
@@ -498,11 +514,8 @@ class PubSubWebsocket:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return TIMEOUT
-            if not self._ready.is_set():
-                try:
-                    await asyncio.wait_for(self._ready.wait(), remaining)
-                except asyncio.TimeoutError:
-                    return NOT_CONNECTED
+            if not await self._wait_ready(remaining):
+                return NOT_CONNECTED
             link = self._link
             if link is None:
                 await asyncio.sleep(0)

@@ -399,13 +399,16 @@ class PubSubEmulator:
         """Send ``text`` as a text frame, unchecked, to one connection or all."""
         if not isinstance(text, str):
             raise TypeError("text must be a str")
-        return await self._send(self._select(connection), text)
+        count = await self._send(self._select(connection), text)
+        log.info("raw frame (%d chars) -> %d connection(s)", len(text), count)
+        return count
 
     async def close_connection(self, connection: int | None = None, code: int = 1001) -> int:
         """Close one connection or all gracefully, with a websocket close frame."""
         conns = self._select(connection)
         for conn in conns:
             await conn.ws.close(code=code, message=b"closed by the emulator")
+        log.info("closed %d connection(s) with code %d", len(conns), code)
         return len(conns)
 
     def drop(self, connection: int | None = None) -> int:
@@ -439,6 +442,7 @@ class PubSubEmulator:
     def invalidate_token(self, token: str) -> None:
         """Make every later LISTEN with ``token`` fail with ``ERR_BADAUTH``."""
         self._invalid_tokens.add(token)
+        log.info("a token was marked invalid")
 
     def validate_token(self, token: str) -> None:
         """Accept ``token`` again after :meth:`invalidate_token` or :meth:`revoke_token`."""
@@ -474,6 +478,7 @@ class PubSubEmulator:
         if count < 0:
             raise ValueError("count must not be negative")
         self._listen_faults.extend([error] * count)
+        log.info("the next %d LISTEN(s) will get %s", count, error or "no answer")
 
     # ------------------------------------------------------------------ control API
 
