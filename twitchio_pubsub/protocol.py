@@ -116,14 +116,9 @@ class Message(tuple):  # type: ignore[type-arg]
 
     The hot path of the library creates one per event, so this is an immutable tuple
     subclass (cheaper to build than a frozen dataclass) that compares equal only to
-    another :class:`Message`.
-
-    Attributes
-    ----------
-    topic: :class:`str`
-        The full topic string, e.g. ``channel-bits-events-v2.12345``.
-    message: :class:`str`
-        The event payload as JSON text (it still has to be decoded).
+    another :class:`Message`. Its :attr:`topic` is the full topic string, e.g.
+    ``channel-bits-events-v2.12345``; its :attr:`message` the payload as JSON text,
+    still to be decoded.
     """
 
     __slots__ = ()
