@@ -403,3 +403,25 @@ async def test_refuse_with_custom_status(
     assert status == 400 and "status" in answer["error"]
     with pytest.raises(ValueError):
         emulator.refuse_connections(1, status=302)
+
+
+async def test_connection_ignoring_reconnect_is_dropped_after_grace(
+    session: aiohttp.ClientSession,
+) -> None:
+    async with PubSubEmulator(reconnect_grace=0.2) as emu, session.ws_connect(emu.url) as ws:
+        client = RawClient(ws)
+        await client.listen([BITS])
+        assert await emu.send_reconnect() == 1
+        assert await client.recv() == {"type": "RECONNECT"}
+        msg = await ws.receive(timeout=3)
+        assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
+        assert emu.connections == []
+
+
+async def test_no_drop_without_grace(session: aiohttp.ClientSession) -> None:
+    async with PubSubEmulator(reconnect_grace=None) as emu, session.ws_connect(emu.url) as ws:
+        await emu.send_reconnect()
+        assert (await ws.receive(timeout=1)).type == aiohttp.WSMsgType.TEXT
+        with pytest.raises(asyncio.TimeoutError):
+            await ws.receive(timeout=0.3)
+        assert len(emu.connections) == 1

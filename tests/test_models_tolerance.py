@@ -151,3 +151,70 @@ async def test_reader_survives_mutated_payloads(emulator: PubSubEmulator) -> Non
         assert pool.nodes[0].connected and emulator.handshakes == 1
         assert rec.events["pubsub_error"], "broken JSON must be surfaced as pubsub_error"
         assert all(e[0].topic == topic and e[0].raw for e in rec.events["pubsub_error"])
+
+
+def test_bare_reward_still_becomes_a_custom_reward() -> None:
+    payload = {
+        "type": "reward-redeemed",
+        "data": {
+            "redemption": {
+                "id": "r1",
+                "user": {"id": "5", "login": "u"},
+                "reward": {"id": "x", "title": "Hi"},
+            }
+        },
+    }
+    event, model = parse_message(get_client(), "channel-points-channel-v1.77", json.dumps(payload))
+    assert event == "pubsub_channel_points"
+    assert isinstance(model, tp.PubSubChannelPointsMessage)
+    assert isinstance(model.reward, twitchio.CustomReward)
+    assert (model.reward.id, model.reward.title, model.reward.cost) == ("x", "Hi", 0)
+    assert model.channel_id == 77 and model.input is None and model.timestamp is None
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "attribute", "expected"),
+    [
+        (
+            "channel-bits-events-v2.1",
+            {"data": {"user_id": None, "user_name": None, "is_anonymous": True}},
+            "user",
+            None,
+        ),
+        ("channel-bits-events-v2.1", {"data": {"bits_used": "250"}}, "bits_used", 250),
+        (
+            "channel-bits-events-v2.1",
+            {"data": {"badge_entitlement": {"new_version": 100, "previous_version": 1}}},
+            "badge_entitlement.old",
+            1,
+        ),
+        ("channel-subscribe-events-v1.1", {"sub_message": None, "context": "sub"}, "emotes", []),
+        (
+            "chat_moderator_actions.1.2",
+            {"type": "moderation_action", "data": {"args": None}},
+            "args",
+            [],
+        ),
+        (
+            "whispers.1",
+            {"type": "whisper_received", "data": "not json", "data_object": None},
+            "content",
+            "",
+        ),
+        ("automod-queue.1.2", {"type": "automod_caught_message", "data": None}, "status", ""),
+        (
+            "low-trust-users.1.2",
+            {"type": "low_trust_user_treatment_update", "data": {"types": None}},
+            "types",
+            [],
+        ),
+    ],
+)
+def test_nulls_and_wrong_types_get_defaults(
+    topic: str, payload: dict[str, Any], attribute: str, expected: Any
+) -> None:
+    _, model = parse_message(get_client(), topic, json.dumps(payload))
+    value: Any = model
+    for part in attribute.split("."):
+        value = getattr(value, part)
+    assert value == expected

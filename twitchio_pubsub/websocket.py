@@ -202,8 +202,9 @@ class PubSubWebsocket:
         """Wait until connected; ``False`` on timeout or when the node is closed."""
         if self._ready.is_set():
             return True
-        ready = asyncio.ensure_future(self._ready.wait())
-        gone = asyncio.ensure_future(self._gone.wait())
+        loop = asyncio.get_running_loop()
+        ready = loop.create_task(self._ready.wait(), name=f"pubsub-node-{self.id}-ready-wait")
+        gone = loop.create_task(self._gone.wait(), name=f"pubsub-node-{self.id}-closed-wait")
         try:
             await asyncio.wait((ready, gone), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -308,7 +309,9 @@ class PubSubWebsocket:
         await link.close()
 
     async def _watch(self, link: _Link, *tasks: Optional[asyncio.Task[None]]) -> str:
-        reconnect = asyncio.ensure_future(link.reconnect.wait())
+        reconnect = asyncio.get_running_loop().create_task(
+            link.reconnect.wait(), name=f"pubsub-node-{self.id}-reconnect-wait"
+        )
         try:
             done, _ = await asyncio.wait(
                 [t for t in (*tasks, reconnect) if t is not None],

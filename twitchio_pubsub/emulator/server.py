@@ -49,7 +49,7 @@ class EmulatorConnection:
         When set, PINGs on this connection get no PONG.
     """
 
-    __slots__ = ("_request", "id", "silent", "topics", "ws")
+    __slots__ = ("_drop_timer", "_request", "id", "silent", "topics", "ws")
 
     def __init__(self, id: int, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.id = id
@@ -57,12 +57,16 @@ class EmulatorConnection:
         self._request = request
         self.topics: dict[str, str | None] = {}
         self.silent = False
+        self._drop_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return f"<EmulatorConnection id={self.id} topics={len(self.topics)}>"
 
     def abort(self) -> None:
         """Drop the TCP connection at once, without a websocket close frame."""
+        if self._drop_timer is not None:
+            self._drop_timer.cancel()
+            self._drop_timer = None
         transport = self._request.transport
         if transport is not None:
             transport.abort()
@@ -95,6 +99,9 @@ class PubSubEmulator:
         Topics allowed per connection (Twitch: 50); more fail with ``ERR_TOO_MANY_TOPICS``.
     extra_topic_patterns: Iterable[:class:`str`]
         Regular expressions of further topics to accept besides the documented families.
+    reconnect_grace: Optional[:class:`float`]
+        Seconds after a RECONNECT before the server drops that connection, as Twitch
+        does within 30 s; ``None`` keeps it open.
     """
 
     def __init__(
@@ -104,10 +111,12 @@ class PubSubEmulator:
         *,
         max_topics: int = 50,
         extra_topic_patterns: Iterable[str] = (),
+        reconnect_grace: float | None = 30.0,
     ) -> None:
         self.host = host
         self.port = port
         self.max_topics = max_topics
+        self.reconnect_grace = reconnect_grace
         patterns = (*DOCUMENTED_TOPIC_PATTERNS, *extra_topic_patterns)
         self._topic_re = re.compile("|".join(f"(?:{p})" for p in patterns))
         self._connections: dict[int, EmulatorConnection] = {}
@@ -260,6 +269,9 @@ class PubSubEmulator:
                 elif msg.type == WSMsgType.BINARY:
                     await ws.send_str(protocol.build_response(None, protocol.ERR_BADMESSAGE))
         finally:
+            if conn._drop_timer is not None:
+                conn._drop_timer.cancel()
+                conn._drop_timer = None
             self._connections.pop(conn.id, None)
             self._changed.set()
             log.info("connection %d closed", conn.id)
@@ -393,7 +405,21 @@ class PubSubEmulator:
         """Send RECONNECT to one connection (by id) or to all; returns how many got it."""
         conns = self._select(connection)
         log.info("RECONNECT -> %d connection(s)", len(conns))
-        return await self._send(conns, protocol.build_reconnect())
+        sent = await self._send(conns, protocol.build_reconnect())
+        if self.reconnect_grace is not None:
+            loop = asyncio.get_running_loop()
+            for conn in conns:
+                if conn._drop_timer is None:
+                    conn._drop_timer = loop.call_later(
+                        self.reconnect_grace, self._drop_after_grace, conn
+                    )
+        return sent
+
+    def _drop_after_grace(self, conn: EmulatorConnection) -> None:
+        conn._drop_timer = None
+        if self._connections.get(conn.id) is conn:
+            log.info("connection %d ignored RECONNECT; dropping it", conn.id)
+            self.drop(conn.id)
 
     async def send_raw(self, text: str, connection: int | None = None) -> int:
         """Send ``text`` as a text frame, unchecked, to one connection or all."""
