@@ -196,7 +196,7 @@ class PubSubPool:
     def _check_topics(self, topics: object, verb: str) -> list[Topic]:
         if isinstance(topics, (Topic, str, bytes)) or not isinstance(topics, Iterable):
             raise TypeError(f"{verb} takes a list of Topic objects, not {type(topics).__name__}")
-        checked: list[Topic] = []
+        checked: dict[Topic, None] = {}  # ordered, and de-duplicated in linear time
         for topic in topics:
             if not isinstance(topic, Topic):
                 raise TypeError(f"{verb} takes Topic objects, got {type(topic).__name__}")
@@ -204,9 +204,8 @@ class PubSubPool:
                 raise ValueError(
                     f"{topic!r} is missing ids; index it, e.g. bits(token)[channel_id]"
                 )
-            if topic not in checked:
-                checked.append(topic)
-        return checked
+            checked.setdefault(topic)
+        return list(checked)
 
     # ------------------------------------------------------------------ subscribing
 
@@ -486,8 +485,7 @@ class PubSubPool:
         revoked = [t for t in node.topics if t.present in wanted]
         if not revoked:
             return
-        for topic in revoked:
-            node.topics.remove(topic)
+        node._remove(revoked)
         self._forget(revoked)
         log.info("AUTH_REVOKED for %s", ", ".join(str(t.present) for t in revoked))
         self._spawn_auth_fail_hook(revoked)

@@ -466,9 +466,7 @@ class PubSubWebsocket:
                 continue
             if error == protocol.ERR_SERVER:
                 raise _ServerBusy(error)
-            for topic in group:
-                if topic in self.topics:
-                    self.topics.remove(topic)
+            self._remove(group)
             if error == protocol.ERR_BADAUTH:
                 self.pool._on_auth_failed(self, group)
             else:
@@ -539,14 +537,17 @@ class PubSubWebsocket:
             if generation != self._generation or link is not self._link:
                 # A reconnect began meanwhile and took its topic snapshot without these.
                 continue
-            self.topics.extend(t for t in group if t not in self.topics)
+            have = set(self.topics)
+            self.topics.extend(t for t in group if t not in have)
             return ""
+
+    def _remove(self, topics: Iterable[Topic]) -> None:
+        gone = set(topics)
+        self.topics = [t for t in self.topics if t not in gone]
 
     async def _unsubscribe(self, topics: list[Topic]) -> Optional[str]:
         """UNLISTEN ``topics`` and drop them from this node; returns an error code or None."""
-        for topic in topics:
-            if topic in self.topics:
-                self.topics.remove(topic)
+        self._remove(topics)
         link = self._link
         if link is None or not self._ready.is_set():
             return None  # the next connection will simply not LISTEN them
