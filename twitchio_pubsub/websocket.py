@@ -113,6 +113,10 @@ class PubSubWebsocket:
         The topics this node holds (confirmed by the server).
     max_topics: :class:`int`
         The most topics this node may hold.
+    id: :class:`int`
+        A number identifying the node in logs and events.
+    reconnects: :class:`int`
+        How many times this node has replaced its socket.
     """
 
     ENDPOINT = "wss://pubsub-edge.twitch.tv"
