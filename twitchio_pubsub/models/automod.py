@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from twitchio import PartialUser
 
-from .base import PubSubMessage, make_user, register, to_datetime, to_dict, to_int, to_str
+from .base import PubSubMessage, list_of, make_user, register, to_datetime, to_dict, to_int, to_str
 
 if TYPE_CHECKING:
     from twitchio import Client
@@ -87,18 +87,14 @@ class PubSubAutoModQueueMessage(PubSubMessage):
         self.message_id: str = to_str(message.get("id")) or ""
         self.content: str = to_str(content.get("text")) or ""
         fragments = content.get("fragments")
-        self.fragments: list[dict[str, Any]] = (
-            [f for f in fragments if isinstance(f, dict)] if isinstance(fragments, list) else []
-        )
+        self.fragments: list[dict[str, Any]] = list_of(fragments, dict)
         self.sender: Optional[PartialUser] = make_user(
             client, sender.get("user_id"), sender.get("login")
         )
         self.sender_display_name: Optional[str] = to_str(sender.get("display_name"))
         self.sender_color: Optional[str] = to_str(sender.get("chat_color")) or None
         badges = sender.get("badges")
-        self.sender_badges: list[dict[str, Any]] = (
-            [b for b in badges if isinstance(b, dict)] if isinstance(badges, list) else []
-        )
+        self.sender_badges: list[dict[str, Any]] = list_of(badges, dict)
         self.category: str = to_str(classification.get("category")) or ""
         self.level: int = to_int(classification.get("level")) or 0
         self.status: str = to_str(inner.get("status")) or ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 from twitchio import Channel, PartialUser
 
@@ -27,6 +27,8 @@ __all__ = (
 
 #: A parser builds a model from ``(client, topic, decoded message)``.
 ModelParser = Callable[["Client", str, dict[str, Any]], "PubSubMessage"]
+
+_T = TypeVar("_T")
 
 _REGISTRY: dict[str, tuple[str, ModelParser]] = {}
 #: topic string -> registry entry, so the hot path skips splitting the topic.
@@ -118,6 +120,11 @@ def to_str(value: Any) -> Optional[str]:
 def to_dict(value: Any) -> dict[str, Any]:
     """Return ``value`` if it is a dict, else an empty dict."""
     return value if isinstance(value, dict) else {}
+
+
+def list_of(value: Any, kind: type[_T]) -> list[_T]:
+    """The items of ``value`` that are of ``kind``; an empty list if it is not a list."""
+    return [item for item in value if isinstance(item, kind)] if isinstance(value, list) else []
 
 
 def to_datetime(value: Any) -> Optional[datetime]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from twitchio import PartialUser
 
 from .automod import topic_ids
-from .base import PubSubMessage, make_user, register, to_datetime, to_dict, to_int, to_str
+from .base import PubSubMessage, list_of, make_user, register, to_datetime, to_dict, to_int, to_str
 
 if TYPE_CHECKING:
     from twitchio import Client
@@ -72,9 +72,7 @@ class PubSubLowTrustUserMessage(PubSubMessage):
         )
         self.treatment: str = to_str(inner.get("treatment")) or ""
         types = inner.get("types")
-        self.types: list[str] = (
-            [t for t in types if isinstance(t, str)] if isinstance(types, list) else []
-        )
+        self.types: list[str] = list_of(types, str)
         self.moderator_id, topic_channel = topic_ids(topic)
         channel = to_int(inner.get("channel_id"))
         self.channel_id: int = channel if channel is not None else topic_channel

@@ -10,6 +10,7 @@ from twitchio import Channel, PartialUser
 from .base import (
     PubSubMessage,
     channel_id_of,
+    list_of,
     make_channel,
     make_user,
     register,
@@ -102,9 +103,7 @@ class PubSubChannelSubscribe(PubSubMessage):
         sub_message = to_dict(data.get("sub_message"))
         self.message: str = to_str(sub_message.get("message")) or ""
         emotes = sub_message.get("emotes")
-        self.emotes: list[dict[str, Any]] = (
-            [e for e in emotes if isinstance(e, dict)] if isinstance(emotes, list) else []
-        )
+        self.emotes: list[dict[str, Any]] = list_of(emotes, dict)
         self.is_gift: bool = data.get("is_gift") is True
         self.recipient: Optional[PartialUser] = make_user(
             client, data.get("recipient_id"), data.get("recipient_user_name")

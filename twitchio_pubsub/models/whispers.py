@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from twitchio import PartialUser
 
-from .base import PubSubMessage, make_user, register, to_datetime, to_dict, to_int, to_str
+from .base import PubSubMessage, list_of, make_user, register, to_datetime, to_dict, to_int, to_str
 
 if TYPE_CHECKING:
     from twitchio import Client
@@ -97,13 +97,9 @@ class PubSubWhisperMessage(PubSubMessage):
         )
         self.timestamp: Optional[datetime] = to_datetime(whisper.get("sent_ts"))
         emotes = tags.get("emotes")
-        self.emotes: list[dict[str, Any]] = (
-            [e for e in emotes if isinstance(e, dict)] if isinstance(emotes, list) else []
-        )
+        self.emotes: list[dict[str, Any]] = list_of(emotes, dict)
         badges = tags.get("badges")
-        self.badges: list[dict[str, Any]] = (
-            [b for b in badges if isinstance(b, dict)] if isinstance(badges, list) else []
-        )
+        self.badges: list[dict[str, Any]] = list_of(badges, dict)
         self.color: Optional[str] = to_str(tags.get("color")) or None
 
     def __repr__(self) -> str:
