@@ -494,7 +494,11 @@ class PubSubWebsocket:
             if error != protocol.ERR_SERVER or attempt >= self._settings.listen_retries:
                 return error
             attempt += 1
-            await asyncio.sleep(min(0.25 * 2**attempt, 5.0) * self._rng.uniform(0.5, 1.0))
+            await self._server_retry_pause(attempt)
+
+    async def _server_retry_pause(self, attempt: int) -> None:
+        """Wait before retrying a LISTEN answered with ERR_SERVER (short, jittered)."""
+        await asyncio.sleep(min(0.25 * 2**attempt, 5.0) * self._rng.uniform(0.5, 1.0))
 
     async def _subscribe(self, topics: list[Topic]) -> list[tuple[list[Topic], str]]:
         """LISTEN ``topics`` (already reserved on this node) and keep those confirmed.
@@ -534,7 +538,7 @@ class PubSubWebsocket:
                 return TIMEOUT
             if error == protocol.ERR_SERVER and attempt < settings.listen_retries:
                 attempt += 1
-                await asyncio.sleep(min(0.25 * 2**attempt, 5.0) * self._rng.uniform(0.5, 1.0))
+                await self._server_retry_pause(attempt)
                 continue
             if error:
                 return error
