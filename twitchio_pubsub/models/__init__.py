@@ -12,7 +12,6 @@ from .base import (
     PubSubChatMessage,
     PubSubErrorEvent,
     PubSubMessage,
-    event_for_topic,
     parse_message,
     register,
 )
@@ -60,7 +59,6 @@ __all__ = (
     "PubSubModerationRoleChange",
     "PubSubUserModerationNotification",
     "PubSubWhisperMessage",
-    "event_for_topic",
     "parse_message",
     "register",
 )

@@ -7,19 +7,22 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from twitchio import PartialUser
 
-from .base import PubSubMessage, list_of, make_user, register, to_datetime, to_dict, to_int, to_str
+from .base import (
+    PubSubMessage,
+    list_of,
+    make_user,
+    register,
+    to_datetime,
+    to_dict,
+    to_int,
+    to_str,
+    topic_ids,
+)
 
 if TYPE_CHECKING:
     from twitchio import Client
 
 __all__ = ("PubSubAutoModQueueMessage",)
-
-
-def topic_ids(topic: str) -> tuple[Optional[int], int]:
-    """Return ``(first id, channel id)`` of a two-id wire topic ``family.<id>.<channel>``."""
-    parts = topic.split(".")
-    first = to_int(parts[1]) if len(parts) > 2 else None
-    return first, to_int(parts[-1]) or 0
 
 
 class PubSubAutoModQueueMessage(PubSubMessage):

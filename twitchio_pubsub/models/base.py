@@ -20,7 +20,6 @@ __all__ = (
     "PubSubChatMessage",
     "PubSubErrorEvent",
     "PubSubMessage",
-    "event_for_topic",
     "parse_message",
     "register",
 )
@@ -54,12 +53,6 @@ def register(family: str, event: str) -> Callable[[ModelParser], ModelParser]:
         return parser
 
     return decorator
-
-
-def event_for_topic(topic: str) -> str:
-    """Return the event name messages on ``topic`` are dispatched as."""
-    entry = _REGISTRY.get(topic.split(".", 1)[0])
-    return entry[0] if entry else "pubsub_message"
 
 
 def parse_message(client: Client, topic: str, text: str) -> tuple[str, PubSubMessage]:
@@ -164,6 +157,13 @@ def channel_id_of(value: Any, topic: str) -> int:
     if channel is None:
         channel = to_int(topic.rsplit(".", 1)[-1])
     return channel or 0
+
+
+def topic_ids(topic: str) -> tuple[Optional[int], int]:
+    """Return ``(first id, channel id)`` of a two-id wire topic ``family.<id>.<channel>``."""
+    parts = topic.split(".")
+    first = to_int(parts[1]) if len(parts) > 2 else None
+    return first, to_int(parts[-1]) or 0
 
 
 def make_channel(client: Client, name: Any) -> Optional[Channel]:

@@ -7,8 +7,17 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from twitchio import PartialUser
 
-from .automod import topic_ids
-from .base import PubSubMessage, list_of, make_user, register, to_datetime, to_dict, to_int, to_str
+from .base import (
+    PubSubMessage,
+    list_of,
+    make_user,
+    register,
+    to_datetime,
+    to_dict,
+    to_int,
+    to_str,
+    topic_ids,
+)
 
 if TYPE_CHECKING:
     from twitchio import Client

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from .automod import topic_ids
-from .base import PubSubMessage, register, to_dict, to_str
+from .base import PubSubMessage, register, to_dict, to_str, topic_ids
 
 if TYPE_CHECKING:
     from twitchio import Client
