@@ -132,6 +132,8 @@ class PubSubEmulator:
         self.listen_count = 0
         self.handshakes = 0
         self.refused = 0
+        #: The most connections that were open at once (tests may reset it to 0).
+        self.peak_connections = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -260,6 +262,7 @@ class PubSubEmulator:
         await ws.prepare(request)
         conn = EmulatorConnection(next(self._ids), ws, request)
         self._connections[conn.id] = conn
+        self.peak_connections = max(self.peak_connections, len(self._connections))
         self._changed.set()
         log.info("connection %d opened from %s", conn.id, request.remote)
         try:
