@@ -20,6 +20,10 @@ class Dispatcher:
 
     Every message is dispatched as its topic's event (``pubsub_bits``, ...) and also as
     ``pubsub_message``; a payload that cannot be modelled becomes a ``pubsub_error``.
+
+    Nothing raised inside twitchio escapes from here: ``run_event`` runs ``wait_for``
+    predicates synchronously, so user code (or a timed-out ``wait_for``) can raise in
+    it. Such errors are logged with the event's name and the caller carries on.
     """
 
     __slots__ = ("_class_handler", "_client", "_run_event")
@@ -43,11 +47,15 @@ class Dispatcher:
             )
             return
         run = self._run_event
-        if event != "pubsub_message":
+        try:
+            if event != "pubsub_message":
+                run(event, model)
+                if not self._class_handler and not self._listened("pubsub_message"):
+                    return  # nobody listens: skip twitchio's per-call overhead
+            event = "pubsub_message"
             run(event, model)
-            if not self._class_handler and not self._listened("pubsub_message"):
-                return  # nobody listens: skip twitchio's per-call overhead
-        run("pubsub_message", model)
+        except Exception:
+            log.exception("twitchio's run_event raised while dispatching %s", event)
 
     def _listened(self, name: str) -> bool:
         """Whether any handler, listener or ``wait_for`` would receive ``name``."""
@@ -62,9 +70,12 @@ class Dispatcher:
             return True  # an unexpected client: always dispatch
 
     def error(self, event: PubSubErrorEvent) -> None:
-        """Dispatch ``pubsub_error``."""
-        self._run_event("pubsub_error", event)
+        """Dispatch ``pubsub_error``; never raises."""
+        self.event("pubsub_error", event)
 
     def event(self, name: str, *args: object) -> None:
-        """Dispatch any other event (``pubsub_pong``, ...)."""
-        self._run_event(name, *args)
+        """Dispatch any other event (``pubsub_pong``, ...); never raises."""
+        try:
+            self._run_event(name, *args)
+        except Exception:
+            log.exception("twitchio's run_event raised while dispatching %s", name)

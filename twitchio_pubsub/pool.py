@@ -1,11 +1,18 @@
-"""PubSubPool: packs topics onto connections, runs the hooks, owns every resource."""
+"""PubSubPool: the one owner of which topic is where; packs, hooks, closes.
+
+Every topic the user wants has one record here: its topic object (with the token), the
+node it is assigned to, and, while a subscribe waits for the server, the future that
+the node's answer resolves. Nodes receive a live, read-only view of the topics assigned
+to them and report back through the :class:`~twitchio_pubsub.transport.NodeOwner`
+callbacks; nothing else writes the records.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Optional
 
 import aiohttp
@@ -21,8 +28,20 @@ from .errors import (
     PubSubError,
 )
 from .models.base import PubSubErrorEvent
+from .planner import plan
+from .settings import Settings
 from .topics import Topic
-from .websocket import NOT_CONNECTED, TIMEOUT, PubSubWebsocket, Settings
+from .transport import (
+    CLOSED,
+    NOT_CONNECTED,
+    OK,
+    TIMEOUT,
+    TRANSIENT,
+    WITHDRAWN,
+    Node,
+    wait_finished,
+)
+from .websocket import PubSubWebsocket, by_token
 
 if TYPE_CHECKING:
     from twitchio import Client
@@ -32,22 +51,36 @@ __all__ = ("PubSubPool",)
 log = logging.getLogger(__name__)
 
 _MODES = ("group",)
+#: A subscription's outcome: a code (``OK``, an ``ERR_*``, ``TIMEOUT``, ...) and words.
+_Outcome = tuple[str, str]
 
 
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return float(value)
+class _Record:
+    """One wanted topic: where it is and, while a subscribe waits, its outcome."""
 
+    __slots__ = ("future", "node", "since", "topic", "waiters")
 
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value <= 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    return value
+    def __init__(
+        self,
+        topic: Topic,
+        node: Node,
+        future: Optional[asyncio.Future[_Outcome]],
+        since: float = 0.0,
+    ) -> None:
+        self.topic = topic
+        self.node = node
+        self.future = future
+        self.since = since
+        self.waiters = 0
+
+    @property
+    def pending(self) -> bool:
+        return self.future is not None and not self.future.done()
+
+    def resolve(self, code: str, detail: str = "") -> None:
+        future, self.future = self.future, None
+        if future is not None and not future.done():
+            future.set_result((code, detail))
 
 
 class PubSubPool:
@@ -60,7 +93,8 @@ class PubSubPool:
     client: :class:`twitchio.Client`
         The client events are dispatched to.
     max_pool_size: :class:`int`
-        The most connections (nodes) to open; Twitch recommends at most 10 per IP.
+        The most connections (nodes) to open; Twitch recommends at most 10 per IP. During
+        a server RECONNECT one extra socket may be open for a moment, never more.
     max_connection_topics: :class:`int`
         The most topics per connection; Twitch allows 50.
     mode: :class:`str`
@@ -87,10 +121,14 @@ class PubSubPool:
     listen_retries: :class:`int`
         How often a LISTEN answered with ``ERR_SERVER`` is retried.
     dedup_window: :class:`float`
-        Seconds after a RECONNECT hand-over during which duplicate events are dropped.
+        Seconds after a RECONNECT hand-over during which late copies of events that the
+        old socket delivered are still recognised and dropped.
     handover_delay: :class:`float`
         After a RECONNECT, how long the old socket stays open once the new one is
         listening, so that events already in flight on it are not lost.
+    max_message_size: :class:`int`
+        The largest frame accepted, in bytes (1 MiB by default). A larger frame is
+        reported as a ``pubsub_error`` and the connection is replaced.
     rng: Optional[:class:`random.Random`]
         The source of jitter, for reproducible tests.
 
@@ -118,78 +156,134 @@ class PubSubPool:
         listen_retries: int = 2,
         dedup_window: float = 5.0,
         handover_delay: float = 0.5,
+        max_message_size: int = 1024 * 1024,
         rng: Optional[random.Random] = None,
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(_MODES)}")
-        if endpoint is not None and (not isinstance(endpoint, str) or not endpoint):
-            raise TypeError("endpoint must be a non-empty URL string")
-        if _positive("ping_interval", ping_interval) >= 300:
-            raise ValueError("ping_interval must be below 300 s (Twitch needs a PING every 5 min)")
-        if _positive("backoff_cap", backoff_cap) < _positive("backoff_base", backoff_base):
-            raise ValueError("backoff_cap must be at least backoff_base")
-        if isinstance(listen_retries, bool) or not isinstance(listen_retries, int):
-            raise TypeError("listen_retries must be an int")
-        if listen_retries < 0:
-            raise ValueError("listen_retries must not be negative")
-        self.client = client
-        self._max_size = _positive_int("max_pool_size", max_pool_size)
-        self._max_connection_topics = _positive_int("max_connection_topics", max_connection_topics)
-        self._mode = mode
-        self._settings = Settings(
+        self._settings = Settings.build(
             endpoint=endpoint,
-            ping_interval=float(ping_interval),
-            pong_timeout=_positive("pong_timeout", pong_timeout),
-            listen_timeout=_positive("listen_timeout", listen_timeout),
-            connect_timeout=_positive("connect_timeout", connect_timeout),
-            backoff_base=float(backoff_base),
-            backoff_cap=float(backoff_cap),
-            backoff_reset_after=_positive("backoff_reset_after", backoff_reset_after),
+            max_pool_size=max_pool_size,
+            max_connection_topics=max_connection_topics,
+            ping_interval=ping_interval,
+            pong_timeout=pong_timeout,
+            listen_timeout=listen_timeout,
+            connect_timeout=connect_timeout,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            backoff_reset_after=backoff_reset_after,
             listen_retries=listen_retries,
-            dedup_window=_positive("dedup_window", dedup_window),
-            handover_delay=_positive("handover_delay", handover_delay),
+            dedup_window=dedup_window,
+            handover_delay=handover_delay,
+            max_message_size=max_message_size,
             rng=rng,
         )
+        self.client = client
+        self._mode = mode
         self._dispatcher = Dispatcher(client)
-        self._pool: list[PubSubWebsocket] = []
-        self._topics: dict[Topic, PubSubWebsocket] = {}
-        self._lock_obj: Optional[asyncio.Lock] = None
+        self._records: dict[str, _Record] = {}
+        self._nodes: list[Node] = []
+        self._assigned: dict[Node, dict[str, Topic]] = {}
+        self._retiring: set[Node] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slot: Optional[asyncio.Semaphore] = None
         self._session: Optional[aiohttp.ClientSession] = None
-        self._hook_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self._loop_checked = False
 
     def __repr__(self) -> str:
-        return f"<PubSubPool nodes={len(self._pool)} topics={len(self._topics)}>"
+        return f"<PubSubPool nodes={len(self._nodes)} topics={len(self._records)}>"
 
     # ------------------------------------------------------------------ views
 
     @property
     def nodes(self) -> list[PubSubWebsocket]:
         """The open connections, oldest first."""
-        return list(self._pool)
+        return [node for node in self._nodes if isinstance(node, PubSubWebsocket)]
 
     @property
     def topics(self) -> list[Topic]:
-        """Every topic currently subscribed, across all connections."""
-        return list(self._topics)
+        """Every topic subscribed or being subscribed, across all connections."""
+        return [record.topic for record in self._records.values()]
 
     @property
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
 
-    @property
-    def _lock(self) -> asyncio.Lock:
-        # Created on first use so that it belongs to the running event loop.
-        if self._lock_obj is None:
-            self._lock_obj = asyncio.Lock()
-        return self._lock_obj
+    # ------------------------------------------------------------------ NodeOwner
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    def session(self) -> aiohttp.ClientSession:
+        """The pool's HTTP session (internal: used by its nodes)."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         return self._session
+
+    def wanted(self, node: Node) -> Mapping[str, Topic]:
+        """The topics assigned to ``node`` (internal: a live view for the node)."""
+        return self._assigned.setdefault(node, {})
+
+    def handover_slot(self) -> asyncio.Semaphore:
+        """The one extra socket the whole pool may open during a RECONNECT (internal)."""
+        if self._slot is None:
+            self._slot = asyncio.Semaphore(1)
+        return self._slot
+
+    def subscribed(self, node: Node, topics: Sequence[Topic], token: Optional[str]) -> None:
+        """The server confirmed ``topics`` on ``node`` (internal)."""
+        for topic in topics:
+            record = self._records.get(topic.present or "")
+            if record is not None and record.node is node and record.topic.token == token:
+                record.resolve(OK)
+
+    def refused(
+        self, node: Node, topics: Sequence[Topic], token: Optional[str], error: str
+    ) -> bool:
+        """The server refused ``topics`` on ``node``; whether they are kept (internal)."""
+        kept = False
+        dropped: list[Topic] = []
+        for topic in topics:
+            record = self._records.get(topic.present or "")
+            if record is None or record.node is not node or record.topic.token != token:
+                continue
+            if error in TRANSIENT and not record.pending:
+                kept = True  # held before: keep it and let the node try a new socket
+                continue
+            self._remove(record)
+            if record.pending:
+                record.resolve(error)
+            else:
+                dropped.append(record.topic)
+        if dropped:
+            if error == protocol.ERR_BADAUTH:
+                self._spawn(self._run_auth_fail_hook(dropped), "pubsub-auth-fail-hook")
+            else:
+                log.warning("the server refused to LISTEN again (%s): %s", error, _names(dropped))
+                self._dispatcher.error(
+                    PubSubErrorEvent("re-LISTEN refused", error=error, topics=dropped)
+                )
+        self._retire_if_empty(node)
+        return kept
+
+    def revoked(self, node: Node, keys: Sequence[str]) -> None:
+        """The server revoked these topics' authorization on ``node`` (internal)."""
+        revoked: list[Topic] = []
+        for key in keys:
+            record = self._records.get(key)
+            if record is not None and record.node is node:
+                self._remove(record)
+                if record.pending:
+                    record.resolve(protocol.ERR_BADAUTH)  # its subscribe call runs the hook
+                else:
+                    revoked.append(record.topic)
+        if revoked:
+            log.info("AUTH_REVOKED for %s", _names(revoked))
+            self._spawn(self._run_auth_fail_hook(revoked), "pubsub-auth-fail-hook")
+        self._retire_if_empty(node)
+
+    def reconnected(self, node: Node) -> asyncio.Task[None]:
+        """``node`` has a new socket: run :meth:`reconnect_hook` in a pool task (internal)."""
+        return self._spawn(self._apply_reconnect_hook(node), f"pubsub-reconnect-hook-{node.id}")
 
     # ------------------------------------------------------------------ validation
 
@@ -207,6 +301,18 @@ class PubSubPool:
             checked.setdefault(topic)
         return list(checked)
 
+    def _check_loop(self) -> None:
+        if self._loop_checked:
+            return
+        self._loop_checked = True
+        client_loop = getattr(self.client, "loop", None)
+        if client_loop is not None and client_loop is not asyncio.get_running_loop():
+            log.warning(
+                "client.loop is not the running event loop, so twitchio will never run "
+                "your event handlers; create the Client inside the running loop or run "
+                "your code with client.loop.run_until_complete(...)"
+            )
+
     # ------------------------------------------------------------------ subscribing
 
     async def subscribe_topics(self, topics: list[Topic]) -> None:
@@ -215,8 +321,12 @@ class PubSubPool:
         Subscribes to a list of topics.
 
         Returns once the server has confirmed every LISTEN. Topics already subscribed
-        are skipped. Topics whose token the server rejects (``ERR_BADAUTH``) are handed
-        to :meth:`auth_fail_hook` instead of raising.
+        are skipped; a topic being subscribed by another call shares that call's
+        outcome. Topics whose token the server rejects (``ERR_BADAUTH``) are handed to
+        :meth:`auth_fail_hook` instead of raising.
+
+        Cancelling the call withdraws the topics it added that the server has not
+        confirmed yet; nothing is left half-subscribed.
 
         Parameters
         ----------
@@ -235,7 +345,8 @@ class PubSubPool:
             The server refused some topics (``.error`` is the code, ``.topics`` them);
             :class:`ListenTimeout` if it did not answer in time.
         ConnectionFailure
-            No connection could be made within ``connect_timeout``.
+            No connection could be made within ``connect_timeout``; the message names
+            the endpoint and the cause.
         PoolClosed
             The pool was closed.
         """
@@ -248,119 +359,159 @@ class PubSubPool:
         if self._closed:
             raise PoolClosed("the pool is closed", topics=checked)
         self._check_loop()
-        new = [t for t in checked if t not in self._topics]
-        if not new:
+        loop = asyncio.get_running_loop()
+        waits: list[tuple[_Record, asyncio.Future[_Outcome]]] = []
+        new: list[Topic] = []
+        for topic in checked:
+            record = self._records.get(topic.present or "")
+            if record is None:
+                new.append(topic)
+            elif record.future is not None and not record.future.done():
+                waits.append((record, record.future))
+        if new:
+            waits.extend(self._place(new, loop))
+        if not waits:
             return
-        async with self._lock:
-            plan = self._plan(new)
-            for node, chunk in plan:
-                node._reserved += len(chunk)
-                for topic in chunk:
-                    self._topics[topic] = node
-        for node, _ in plan:
-            node._start()
-        outcomes = await asyncio.gather(*(node._subscribe(chunk) for node, chunk in plan))
-
-        auth_failed: list[list[Topic]] = []
-        failures: list[tuple[list[Topic], str]] = []
-        for (node, chunk), failed in zip(plan, outcomes):
-            failed_topics = {t for group, _ in failed for t in group}
-            for topic in chunk:
-                if topic in failed_topics and self._topics.get(topic) is node:
-                    del self._topics[topic]
-            for group, error in failed:
-                if error == protocol.ERR_BADAUTH:
-                    auth_failed.append(group)
-                else:
-                    failures.append((group, error))
-        await self._close_empty_nodes()
-        for group in auth_failed:
+        for record, _ in waits:
+            record.waiters += 1
+        try:
+            await self._await_outcomes(waits, loop)
+        finally:
+            for record, future in waits:
+                record.waiters -= 1
+                if not future.done() and record.waiters == 0:
+                    self._withdraw(record)  # the caller was cancelled before the answer
+        auth_failed: list[Topic] = []
+        failures: list[tuple[Topic, _Outcome]] = []
+        for record, future in waits:
+            outcome = future.result()
+            if outcome[0] == protocol.ERR_BADAUTH:
+                auth_failed.append(record.topic)
+            elif outcome[0] not in (OK, WITHDRAWN):
+                failures.append((record.topic, outcome))
+        for group in by_token(auth_failed).values():
             if not self._closed:
                 await self._run_auth_fail_hook(group)
         if failures:
             raise self._failure(failures)
 
-    def _check_loop(self) -> None:
-        if self._loop_checked:
-            return
-        self._loop_checked = True
-        client_loop = getattr(self.client, "loop", None)
-        if client_loop is not None and client_loop is not asyncio.get_running_loop():
-            log.warning(
-                "client.loop is not the running event loop, so twitchio will never run "
-                "your event handlers; create the Client inside the running loop or run "
-                "your code with client.loop.run_until_complete(...)"
-            )
-
-    def _plan(self, topics: list[Topic]) -> list[tuple[PubSubWebsocket, list[Topic]]]:
-        cap = self._max_connection_topics
-        nodes = [n for n in self._pool if not n._closing]
-        for node in nodes:
-            if cap - node._load >= len(topics):
-                return [(node, topics)]
-        free_existing = sum(max(cap - n._load, 0) for n in nodes)
-        new_nodes_allowed = self._max_size - len(self._pool)
-        if free_existing + new_nodes_allowed * cap < len(topics):
+    def _place(
+        self, topics: list[Topic], loop: asyncio.AbstractEventLoop
+    ) -> list[tuple[_Record, asyncio.Future[_Outcome]]]:
+        """Assign new topics to nodes (no await: nothing can interleave)."""
+        settings = self._settings
+        cap = settings.max_connection_topics
+        free = [cap - len(self._assigned.get(node, ())) for node in self._nodes]
+        placements = plan(free, settings.max_pool_size - len(self._nodes), cap, len(topics))
+        if placements is None:
+            free_total = sum(max(room, 0) for room in free)
+            room_for = max(settings.max_pool_size - len(self._nodes), 0)
             raise PoolFull(
-                f"{len(topics)} topic(s) do not fit: {free_existing} free slot(s) on "
-                f"{len(nodes)} connection(s) and room for {max(new_nodes_allowed, 0)} more "
+                f"{len(topics)} topic(s) do not fit: {free_total} free slot(s) on "
+                f"{len(self._nodes)} connection(s) and room for {room_for} more "
                 f"connection(s) of {cap}",
                 topics=topics,
             )
-        plan: list[tuple[PubSubWebsocket, list[Topic]]] = []
-        remaining = list(topics)
-        # A call that fits one connection goes to a new one; bigger calls are split,
-        # new connections first, then whatever room the existing ones have.
-        while remaining and new_nodes_allowed > 0:
-            node = self._new_node()
-            new_nodes_allowed -= 1
-            plan.append((node, remaining[:cap]))
-            remaining = remaining[cap:]
-        for node in nodes:
-            if not remaining:
-                break
-            room = cap - node._load
-            if room > 0:
-                plan.append((node, remaining[:room]))
-                remaining = remaining[room:]
-        return plan
+        existing = list(self._nodes)
+        waits: list[tuple[_Record, asyncio.Future[_Outcome]]] = []
+        touched: list[Node] = []
+        remaining = iter(topics)
+        now = loop.time()
+        for index, count in placements:
+            node = self._new_node() if index is None else existing[index]
+            assigned = self._assigned.setdefault(node, {})
+            for _ in range(count):
+                topic = next(remaining)
+                future: asyncio.Future[_Outcome] = loop.create_future()
+                record = _Record(topic, node, future, now)
+                self._records[topic.present or ""] = record
+                assigned[topic.present or ""] = topic
+                waits.append((record, future))
+            touched.append(node)
+        for node in touched:
+            node.start()
+            node.wake()
+        return waits
 
-    def _new_node(self) -> PubSubWebsocket:
+    def _new_node(self) -> Node:
         node = PubSubWebsocket(
             self.client,
             self,
-            max_topics=self._max_connection_topics,
+            max_topics=self._settings.max_connection_topics,
             settings=self._settings,
             dispatcher=self._dispatcher,
         )
-        self._pool.append(node)
-        log.debug("opened node %d (%d in the pool)", node.id, len(self._pool))
+        self._nodes.append(node)
+        log.debug("opened node %d (%d in the pool)", node.id, len(self._nodes))
         return node
 
-    def _failure(self, failures: list[tuple[list[Topic], str]]) -> PubSubError:
-        topics = [t for group, _ in failures for t in group]
-        if self._closed:
+    async def _await_outcomes(
+        self,
+        waits: list[tuple[_Record, asyncio.Future[_Outcome]]],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """Wait for every future; fail those whose node stays down past connect_timeout."""
+        limit = self._settings.connect_timeout
+        pending = {future for _, future in waits if not future.done()}
+        while pending:
+            now = loop.time()
+            deadline: Optional[float] = None
+            for record, future in waits:
+                if future.done() or record.future is not future:
+                    continue
+                down = record.node.down_since
+                if down is None:
+                    continue  # connected: the node times its own requests
+                expires = max(record.since, down) + limit
+                if expires <= now:
+                    self._fail_unconnected(record)
+                elif deadline is None or expires < deadline:
+                    deadline = expires
+            pending = {future for future in pending if not future.done()}
+            if not pending:
+                break
+            # Connected nodes answer within listen_timeout; look again after
+            # connect_timeout in case one of them went down meanwhile.
+            timeout = limit if deadline is None else max(deadline - now, 0.001)
+            await asyncio.wait(pending, timeout=timeout)
+            pending = {future for future in pending if not future.done()}
+
+    def _fail_unconnected(self, record: _Record) -> None:
+        node = record.node
+        detail = node.describe_failure()
+        self._remove(record)
+        record.resolve(NOT_CONNECTED, detail)
+        self._retire_if_empty(node)
+
+    def _failure(self, failures: list[tuple[Topic, _Outcome]]) -> PubSubError:
+        topics = [topic for topic, _ in failures]
+        codes = sorted({code for _, (code, _) in failures})
+        if self._closed or codes == [CLOSED]:
             return PoolClosed("the pool was closed before the server confirmed", topics=topics)
-        codes = sorted({error for _, error in failures})
         if codes == [NOT_CONNECTED]:
-            return ConnectionFailure("could not connect to the PubSub server", topics=topics)
+            detail = next(detail for _, (_, detail) in failures)
+            return ConnectionFailure(detail, topics=topics)
         if codes == [TIMEOUT]:
             return ListenTimeout("the server did not confirm the LISTEN in time", topics=topics)
-        code = next((c for c in codes if c not in (TIMEOUT, NOT_CONNECTED)), codes[0])
+        code = next((c for c in codes if c not in (TIMEOUT, NOT_CONNECTED, CLOSED)), codes[0])
         return ListenError(f"the server refused {len(topics)} topic(s)", topics=topics, error=code)
+
+    # ------------------------------------------------------------------ unsubscribing
 
     async def unsubscribe_topics(self, topics: list[Topic]) -> None:
         """|coro|
 
         Unsubscribes from a list of topics.
 
-        Sends UNLISTEN (one per token and connection), waits for the answer, frees the
-        capacity, and closes connections left without topics.
+        The topics leave the pool at once (no event of theirs is dispatched after this
+        call starts), even while a subscribe of them still waits for the server. Sends
+        UNLISTEN (one per token and connection), waits for the answer, and closes
+        connections left without topics.
 
         Parameters
         ----------
         topics: List[:class:`Topic`]
-            The topics to unsubscribe from.
+            The topics to unsubscribe from; a topic matches whatever token it has.
 
         Raises
         ------
@@ -370,32 +521,69 @@ class PubSubPool:
             The server refused an UNLISTEN; the topics are dropped all the same.
         """
         checked = self._check_topics(topics, "unsubscribe_topics")
-        unknown = [t for t in checked if t not in self._topics]
+        unknown = [t for t in checked if (t.present or "") not in self._records]
         if unknown:
             raise ValueError("not subscribed to: " + ", ".join(str(t.present) for t in unknown))
-        by_node: dict[PubSubWebsocket, list[Topic]] = {}
+        nodes: dict[Node, None] = {}
         for topic in checked:
-            by_node.setdefault(self._topics.pop(topic), []).append(topic)
-        errors = await asyncio.gather(
-            *(node._unsubscribe(group) for node, group in by_node.items())
-        )
-        await self._close_empty_nodes()
-        failed = [(group, error) for (_, group), error in zip(by_node.items(), errors) if error]
+            record = self._records[topic.present or ""]
+            self._remove(record)
+            record.resolve(WITHDRAWN)
+            nodes[record.node] = None
+        settling = []
+        for node in nodes:
+            if not self._retire_if_empty(node):
+                node.wake()
+                settling.append(node.settled())
+        results = await asyncio.gather(*settling)
+        failed = [(keys, error) for errors in results for keys, error in errors]
         if failed:
-            raise self._failure(failed)
+            by_key = {t.present: t for t in checked}
+            refused = [by_key[key] for keys, _ in failed for key in keys if key in by_key]
+            raise ListenError(
+                f"the server refused to UNLISTEN {len(refused)} topic(s); they were dropped",
+                topics=refused,
+                error=failed[0][1],
+            )
 
-    async def _close_empty_nodes(self) -> None:
-        async with self._lock:
-            empty = [n for n in self._pool if n._load == 0]
-            for node in empty:
-                self._pool.remove(node)
-        for node in empty:
-            log.debug("closing empty node %d", node.id)
-            await node._close()
+    def _remove(self, record: _Record) -> None:
+        key = record.topic.present or ""
+        if self._records.get(key) is record:
+            del self._records[key]
+            assigned = self._assigned.get(record.node)
+            if assigned is not None:
+                assigned.pop(key, None)
 
-    def _forget(self, topics: Iterable[Topic]) -> None:
-        for topic in topics:
-            self._topics.pop(topic, None)
+    def _withdraw(self, record: _Record) -> None:
+        self._remove(record)
+        record.resolve(WITHDRAWN)
+        if not self._retire_if_empty(record.node):
+            record.node.wake()
+
+    def _retire_if_empty(self, node: Node) -> bool:
+        """Close ``node`` if nothing is assigned to it any more; whether it was."""
+        if node not in self._nodes:
+            return True
+        if self._assigned.get(node):
+            return False
+        self._nodes.remove(node)
+        self._assigned.pop(node, None)
+        self._retiring.add(node)
+        log.debug("closing empty node %d", node.id)
+        self._spawn(self._close_node(node), f"pubsub-node-{node.id}-close")
+        return True
+
+    async def _close_node(self, node: Node) -> None:
+        try:
+            await node.close()
+        finally:
+            self._retiring.discard(node)
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # ------------------------------------------------------------------ hooks
 
@@ -425,11 +613,7 @@ class PubSubPool:
         topics: List[:class:`Topic`]
             The topics that lost their authorization; usually they share one token.
         """
-        log.warning(
-            "authorization failed for %d topic(s): %s",
-            len(topics),
-            ", ".join(str(t.present) for t in topics),
-        )
+        log.warning("authorization failed for %d topic(s): %s", len(topics), _names(topics))
         self._dispatcher.error(
             PubSubErrorEvent("authorization failed", error=protocol.ERR_BADAUTH, topics=topics)
         )
@@ -442,13 +626,19 @@ class PubSubPool:
 
         Return the topics the node should have: you may change tokens, drop topics,
         or add some (up to the node's ``max_topics``). The default returns ``topics``.
+        Any iterable of :class:`Topic` may be returned; ``None`` keeps the topics as
+        they are. What the pool changed meanwhile wins: a topic unsubscribed while the
+        hook ran stays unsubscribed, and one subscribed meanwhile stays subscribed.
+
+        The hook runs in a task of the pool's own, so it may call
+        :meth:`subscribe_topics`, :meth:`unsubscribe_topics` and :meth:`close`.
 
         Parameters
         ----------
         node: :class:`PubSubWebsocket`
             The node that is reconnecting.
         topics: List[:class:`Topic`]
-            The topics this node has (a copy; edit freely).
+            The topics this node has (a new list; edit freely).
 
         Returns
         -------
@@ -466,71 +656,100 @@ class PubSubPool:
                 PubSubErrorEvent("auth_fail_hook raised", topics=topics, exception=exc)
             )
 
-    def _spawn_auth_fail_hook(self, topics: list[Topic]) -> None:
-        if self._closed:
+    async def _apply_reconnect_hook(self, node: Node) -> None:
+        assigned = self._assigned.get(node)
+        if assigned is None or not isinstance(node, PubSubWebsocket):
             return
-        task = asyncio.get_running_loop().create_task(
-            self._run_auth_fail_hook(topics), name="pubsub-auth-fail-hook"
-        )
-        self._hook_tasks.add(task)
-        task.add_done_callback(self._hook_tasks.discard)
-
-    def _on_auth_failed(self, node: PubSubWebsocket, topics: list[Topic]) -> None:
-        """A re-LISTEN on ``node`` got ERR_BADAUTH: forget the topics, run the hook."""
-        self._forget(topics)
-        self._spawn_auth_fail_hook(topics)
-
-    def _on_auth_revoked(self, node: PubSubWebsocket, presents: Sequence[str]) -> None:
-        wanted = set(presents)
-        revoked = [t for t in node.topics if t.present in wanted]
-        if not revoked:
-            return
-        node._remove(revoked)
-        self._forget(revoked)
-        log.info("AUTH_REVOKED for %s", ", ".join(str(t.present) for t in revoked))
-        self._spawn_auth_fail_hook(revoked)
-
-    async def _apply_reconnect_hook(self, node: PubSubWebsocket) -> None:
-        current = list(node.topics)
+        before = dict(assigned)
+        tokens = {key: topic.token for key, topic in before.items()}
         try:
-            result = await self.reconnect_hook(node, list(current))
+            result = await self.reconnect_hook(node, list(before.values()))
         except Exception as exc:
             log.exception("reconnect_hook raised; keeping the node's topics")
             self._dispatcher.error(
-                PubSubErrorEvent("reconnect_hook raised", topics=current, exception=exc)
+                PubSubErrorEvent(
+                    "reconnect_hook raised", topics=list(before.values()), exception=exc
+                )
             )
             return
-        if result is None:
-            result = current
-        wanted: list[Topic] = []
-        for topic in result if isinstance(result, (list, tuple)) else ():
-            if not isinstance(topic, Topic) or topic.present is None or not topic.token:
-                log.warning("reconnect_hook returned an unusable entry %r; ignored", topic)
+        if self._assigned.get(node) is not assigned or result is None:
+            return  # the node was closed meanwhile, or the hook kept everything
+        returned = self._hook_result(result, list(before.values()))
+        if returned is None:
+            return
+        # Apply the hook's edits as a change against what it was shown, so that what
+        # the pool did meanwhile (unsubscribes, subscribes) is not undone.
+        for key in before:
+            record = self._records.get(key)
+            if key not in returned and record is not None and record.node is node:
+                self._remove(record)
+                record.resolve(WITHDRAWN)
+        overflow: list[Topic] = []
+        for key, topic in returned.items():
+            record = self._records.get(key)
+            if record is not None:
+                if record.node is node and (
+                    record.topic is not topic or topic.token != tokens.get(key)
+                ):
+                    record.topic = topic
+                    assigned[key] = topic
                 continue
-            owner = self._topics.get(topic)
-            if owner is not None and owner is not node:
-                continue  # already held elsewhere
-            if topic not in wanted:
-                wanted.append(topic)
-        room = node.max_topics - node._reserved
-        if len(wanted) > room:
-            dropped = wanted[room:]
-            wanted = wanted[:room]
+            if key in before:
+                continue  # unsubscribed while the hook ran: do not bring it back
+            if len(assigned) >= node.max_topics:
+                overflow.append(topic)
+                continue
+            # Nobody waits for it: the node subscribes it on the new socket.
+            self._records[key] = _Record(topic, node, None)
+            assigned[key] = topic
+        if overflow:
             log.error(
                 "reconnect_hook returned more topics than node %d can hold; dropped %s",
                 node.id,
-                ", ".join(str(t.present) for t in dropped),
+                _names(overflow),
             )
             self._dispatcher.error(
-                PubSubErrorEvent("reconnect_hook returned too many topics", topics=dropped)
+                PubSubErrorEvent("reconnect_hook returned too many topics", topics=overflow)
             )
-        for topic in current:
-            if topic not in wanted:
-                self._topics.pop(topic, None)
-        for topic in wanted:
-            self._topics.pop(topic, None)
-            self._topics[topic] = node
-        node.topics = wanted
+        if not self._retire_if_empty(node):
+            node.wake()
+
+    def _hook_result(self, result: object, shown: list[Topic]) -> Optional[dict[str, Topic]]:
+        """The topics a reconnect_hook returned, by key; ``None`` if unusable."""
+        if isinstance(result, (str, bytes, Topic)) or not isinstance(result, Iterable):
+            log.error(
+                "reconnect_hook returned %s, not an iterable of topics; keeping the topics",
+                type(result).__name__,
+            )
+            self._dispatcher.error(
+                PubSubErrorEvent(
+                    f"reconnect_hook returned {type(result).__name__}, not an iterable of "
+                    "Topic; the node's topics were kept",
+                    topics=shown,
+                )
+            )
+            return None
+        returned: dict[str, Topic] = {}
+        bad: list[object] = []
+        for item in result:
+            if (
+                isinstance(item, Topic)
+                and item.present is not None
+                and isinstance(item.token, str)
+                and item.token.strip()
+            ):
+                returned.setdefault(item.present, item)
+            else:
+                bad.append(item)
+        if bad:
+            log.error("reconnect_hook returned %d unusable item(s); ignored them", len(bad))
+            self._dispatcher.error(
+                PubSubErrorEvent(
+                    f"reconnect_hook returned {len(bad)} item(s) that are not complete "
+                    "Topic objects with a token; they were ignored"
+                )
+            )
+        return returned
 
     # ------------------------------------------------------------------ closing
 
@@ -539,23 +758,25 @@ class PubSubPool:
 
         Close every connection, cancel running hooks and close the HTTP session.
 
-        Safe to call more than once. Afterwards no task, socket or session is left.
+        Safe to call more than once, and from inside a hook (the hook is not
+        cancelled; it runs on after ``close()`` returns). Subscribe calls still waiting
+        raise :class:`PoolClosed`. Afterwards no task, socket or session is left.
         """
         self._closed = True
+        for record in self._records.values():
+            record.resolve(CLOSED)
         current = asyncio.current_task()
-        hooks = [t for t in self._hook_tasks if t is not current]
-        for task in hooks:
+        tasks = [task for task in self._tasks if task is not current]
+        for task in tasks:
             task.cancel()
-        if hooks:
-            await asyncio.gather(*hooks, return_exceptions=True)
-        nodes, self._pool = self._pool, []
-        # A node whose own supervisor is running this (close() from reconnect_hook) is
-        # closed here, in its task: it cancels itself and winds down on its next await.
-        own = [node for node in nodes if node._supervisor is current]
-        await asyncio.gather(*(node._close() for node in nodes if node not in own))
-        for node in own:
-            await node._close()
-        self._topics.clear()
+        nodes = [*self._nodes, *self._retiring]
+        await asyncio.gather(*(node.close() for node in nodes))
+        for task in tasks:
+            await wait_finished(task)
+        self._nodes.clear()
+        self._retiring.clear()
+        self._assigned.clear()
+        self._records.clear()
         session, self._session = self._session, None
         if session is not None and not session.closed:
             await session.close()
@@ -565,3 +786,7 @@ class PubSubPool:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _names(topics: Iterable[Topic]) -> str:
+    return ", ".join(str(topic.present) for topic in topics)

@@ -1,4 +1,11 @@
-"""PubSubWebsocket: one connection to the PubSub server, kept alive by a supervisor."""
+"""PubSubWebsocket: one connection to the PubSub server, kept alive by a supervisor.
+
+The node never decides which topics it carries: its owner (the pool) hands it a live
+view of the wanted topics, and the node alone records what the server confirmed on the
+current socket. Its supervisor reconciles the two, LISTENing what is wanted and not
+confirmed and UNLISTENing what is confirmed and no longer wanted, after every change
+and on every new socket.
+"""
 
 from __future__ import annotations
 
@@ -7,64 +14,87 @@ import contextlib
 import itertools
 import logging
 import random
-from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Optional
 
 import aiohttp
 
 from . import protocol
 from .backoff import Backoff
+from .dedup import Deduplicator
+from .logs import RateLimitedLog
 from .models.base import PubSubErrorEvent
-from .topics import Topic
+from .settings import Settings
+from .transport import NodeOwner, wait_finished
 
 if TYPE_CHECKING:
     from twitchio import Client
 
     from .dispatch import Dispatcher
-    from .pool import PubSubPool
+    from .topics import Topic
 
-__all__ = ("PubSubWebsocket",)
+__all__ = ("PubSubWebsocket", "describe_connect_failure")
 
 log = logging.getLogger(__name__)
 
 _HAS_WS_TIMEOUT = hasattr(aiohttp, "ClientWSTimeout")  # aiohttp >= 3.10
 _node_ids = itertools.count(1)
-#: Frames dispatched before the reader yields to the event loop.
+#: Frames handled before the reader yields to the event loop, whatever they are.
 _READ_BATCH = 64
+_CONNECT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
+#: The day Twitch switched third-party PubSub off.
+RETIRED_ON = "2025-04-14"
 
-#: What LISTEN outcomes are reported as, besides Twitch's own error codes.
-TIMEOUT = "timeout"
-NOT_CONNECTED = "not connected"
+
+def describe_connect_failure(endpoint: str, cause: str) -> str:
+    """The message of a failed first connection: the endpoint, the cause, and advice.
+
+    Parameters
+    ----------
+    endpoint: :class:`str`
+        The URL that was tried.
+    cause: :class:`str`
+        What went wrong (``connection refused``, ``HTTP 503``, ...).
+    """
+    text = f"could not connect to the PubSub server at {endpoint}: {cause}"
+    if endpoint.rstrip("/") == PubSubWebsocket.ENDPOINT:
+        text += (
+            f". Twitch retired third-party PubSub on {RETIRED_ON}, so its server no longer "
+            "answers: pass endpoint= to point the pool at a PubSub server such as "
+            "twitchio_pubsub.emulator.PubSubEmulator, or move to EventSub"
+        )
+    return text
 
 
-@dataclass
-class Settings:
-    """Timings and limits shared by a pool's nodes (see :class:`PubSubPool`)."""
-
-    endpoint: Optional[str] = None
-    ping_interval: float = 240.0
-    pong_timeout: float = 10.0
-    listen_timeout: float = 10.0
-    connect_timeout: float = 30.0
-    backoff_base: float = 1.0
-    backoff_cap: float = 120.0
-    backoff_reset_after: float = 30.0
-    listen_retries: int = 2
-    dedup_window: float = 5.0
-    handover_delay: float = 0.5
-    rng: Optional[random.Random] = None
+def _describe(exc: BaseException) -> str:
+    """A short, token-free description of a connection error."""
+    if isinstance(exc, aiohttp.WSServerHandshakeError):
+        return f"HTTP {exc.status} on the websocket handshake"
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timed out"
+    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
+        return f"TLS error ({exc})"
+    if isinstance(exc, getattr(aiohttp, "ClientConnectorDNSError", ())):
+        return f"DNS lookup failed ({exc})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        os_error = exc.os_error
+        if isinstance(os_error, ConnectionRefusedError):
+            return "connection refused"
+        if "Name or service not known" in str(exc) or "nodename nor servname" in str(exc):
+            return f"DNS lookup failed ({exc})"
+        return f"{type(os_error).__name__}: {os_error}"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _LinkLost(Exception):
-    """The socket a request was sent on went away before the answer came."""
+    """The socket went away (or must be replaced) before the work on it was done."""
 
 
 class _Link:
     """One websocket and the tasks reading and pinging it."""
 
-    __slots__ = ("id", "pinger", "pong", "reader", "reconnect", "ws")
+    __slots__ = ("id", "pinger", "pong", "reader", "reconnect", "signal", "ws")
 
     def __init__(self, ws: aiohttp.ClientWebSocketResponse, id: int) -> None:
         self.ws = ws
@@ -72,24 +102,24 @@ class _Link:
         self.reader: Optional[asyncio.Task[None]] = None
         self.pinger: Optional[asyncio.Task[None]] = None
         self.pong = asyncio.Event()
-        self.reconnect = asyncio.Event()
+        #: Set whenever the supervisor should look again (reader or pinger ended,
+        #: RECONNECT received, wanted topics changed).
+        self.signal = asyncio.Event()
+        self.reconnect = False
+
+    @property
+    def alive(self) -> bool:
+        return not self.ws.closed and self.reader is not None and not self.reader.done()
 
     async def close(self) -> None:
-        for task in (self.pinger, self.reader):
-            if task is not None and not task.done():
-                task.cancel()
+        tasks = [t for t in (self.pinger, self.reader) if t is not None]
+        for task in tasks:
+            task.cancel()
         if not self.ws.closed:
             with contextlib.suppress(asyncio.TimeoutError, aiohttp.ClientError, OSError):
                 await asyncio.wait_for(self.ws.close(), 2.0)
-        for task in (self.pinger, self.reader):
-            if task is not None:
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    if not task.cancelled():
-                        raise
-                except Exception:
-                    log.exception("a websocket task failed")
+        for task in tasks:
+            await wait_finished(task)
 
 
 class PubSubWebsocket:
@@ -109,8 +139,6 @@ class PubSubWebsocket:
         The client events are dispatched to.
     pool: :class:`PubSubPool`
         The pool this node belongs to.
-    topics: List[:class:`Topic`]
-        The topics this node holds (confirmed by the server).
     max_topics: :class:`int`
         The most topics this node may hold.
     id: :class:`int`
@@ -124,7 +152,7 @@ class PubSubWebsocket:
     def __init__(
         self,
         client: Client,
-        pool: PubSubPool,
+        pool: NodeOwner,
         *,
         max_topics: int = 50,
         settings: Optional[Settings] = None,
@@ -135,31 +163,40 @@ class PubSubWebsocket:
         self.client = client
         self.pool = pool
         self.max_topics = max_topics
-        self.topics: list[Topic] = []
         self.id = next(_node_ids)
+        self.reconnects = 0
+        self._owner = pool
         self._settings = settings or Settings()
         self._dispatch = dispatcher or Dispatcher(client)
         self._rng = self._settings.rng or random.Random()
-        self._reserved = 0
+        self._wanted: Mapping[str, Topic] = pool.wanted(self)
+        #: What the server confirmed on the current socket: key -> token.
+        self._confirmed: dict[str, Optional[str]] = {}
         self._link: Optional[_Link] = None
-        self._ready = asyncio.Event()
-        self._gone = asyncio.Event()
+        self._ready = False
+        self._wake_pending = False
+        self._settle_waiters: list[asyncio.Future[list[tuple[list[str], str]]]] = []
         self._pending: dict[str, tuple[asyncio.Future[protocol.Response], _Link]] = {}
-        self._generation = 0
-        self._latency: Optional[float] = None
         self._supervisor: Optional[asyncio.Task[None]] = None
         self._closing = False
-        self._dedup_until = 0.0
-        self._dedup_always = False
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._down_since: Optional[float] = None
+        self._attempt_started: Optional[float] = None
+        self._last_error: Optional[str] = None
+        self._latency: Optional[float] = None
+        self._dedup = Deduplicator(self._settings.dedup_window)
         self._link_ids = itertools.count(1)
-        self.reconnects = 0
+        self._noise = RateLimitedLog(log)
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "connecting"
-        return f"<PubSubWebsocket id={self.id} topics={len(self.topics)} {state}>"
+        return f"<PubSubWebsocket id={self.id} topics={len(self._wanted)} {state}>"
 
     # ------------------------------------------------------------------ public state
+
+    @property
+    def topics(self) -> list[Topic]:
+        """The topics the pool assigned to this node (a copy)."""
+        return list(self._wanted.values())
 
     @property
     def latency(self) -> Optional[float]:
@@ -168,8 +205,8 @@ class PubSubWebsocket:
 
     @property
     def connected(self) -> bool:
-        """Whether the node has a live socket with all its topics listened."""
-        return self._ready.is_set()
+        """Whether the node has a live socket on which its topics were listened."""
+        return self._ready and not self._closing
 
     @property
     def endpoint(self) -> str:
@@ -177,132 +214,176 @@ class PubSubWebsocket:
         return self._settings.endpoint or type(self).ENDPOINT
 
     @property
-    def _load(self) -> int:
-        return len(self.topics) + self._reserved
+    def down_since(self) -> Optional[float]:
+        """Loop time since when the node has had no live socket; ``None`` while up."""
+        return None if self._ready else self._down_since
 
-    # ------------------------------------------------------------------ lifecycle
+    def describe_failure(self) -> str:
+        """Why the node has no connection, for :class:`ConnectionFailure` messages."""
+        cause = self._last_error
+        if cause is None:
+            cause = (
+                "timed out: the handshake did not complete within "
+                f"{self._settings.connect_timeout:g} s"
+            )
+        return describe_connect_failure(self.endpoint, cause)
 
-    def _start(self) -> None:
-        if self._supervisor is None:
-            self._supervisor = asyncio.get_running_loop().create_task(
+    # ------------------------------------------------------------------ owner's controls
+
+    def start(self) -> None:
+        """Start the supervisor (the pool calls this once it assigned topics)."""
+        if self._supervisor is None and not self._closing:
+            loop = asyncio.get_running_loop()
+            self._down_since = loop.time()
+            self._supervisor = loop.create_task(
                 self._supervise(), name=f"pubsub-node-{self.id}-supervisor"
             )
 
-    async def _close(self) -> None:
-        self._closing = True
-        self._gone.set()  # wakes subscribe calls waiting for a connection
-        task, self._supervisor = self._supervisor, None
-        if task is not None and not task.done():
-            task.cancel()
-            if task is not asyncio.current_task():  # e.g. close() from reconnect_hook
-                try:
-                    await task
-                except asyncio.CancelledError:
-                    if not task.cancelled():
-                        raise
-        self._ready.clear()
+    def wake(self) -> None:
+        """The wanted topics changed; the supervisor reconciles them."""
+        self._wake_pending = True
+        link = self._link
+        if link is not None:
+            link.signal.set()
 
-    async def _wait_ready(self, timeout: float) -> bool:
-        """Wait until connected; ``False`` on timeout or when the node is closed."""
-        if self._ready.is_set():
-            return True
+    async def settled(self) -> list[tuple[list[str], str]]:
+        """Wait until a reconcile pass that began after this call is done.
+
+        Returns the UNLISTENs of that pass that failed, as ``(keys, error)``. Returns at
+        once with no socket: the next socket simply does not LISTEN what is not wanted.
+        """
+        if self._link is None or self._closing:
+            return []
+        future: asyncio.Future[list[tuple[list[str], str]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._settle_waiters.append(future)
+        self.wake()
+        return await future
+
+    async def close(self) -> None:
+        """Stop the supervisor and close every socket; safe to call more than once."""
+        first = not self._closing
+        self._closing = True
+        self._release_settle_waiters([])
+        task = self._supervisor
+        if task is not None and not task.done():
+            if first:  # cancel once: a second cancel would cut the sockets' clean-up short
+                task.cancel()
+            await wait_finished(task)
+        self._ready = False
+
+    # ------------------------------------------------------------------ supervisor
+
+    async def _supervise(self) -> None:
+        settings = self._settings
+        backoff = Backoff(settings.backoff_base, settings.backoff_cap, rng=self._rng)
         loop = asyncio.get_running_loop()
-        ready = loop.create_task(self._ready.wait(), name=f"pubsub-node-{self.id}-ready-wait")
-        gone = loop.create_task(self._gone.wait(), name=f"pubsub-node-{self.id}-closed-wait")
+        link: Optional[_Link] = None
+        old: Optional[_Link] = None
+        handover: Optional[asyncio.Task[None]] = None
+        first = True
         try:
-            await asyncio.wait((ready, gone), timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            while True:
+                try:
+                    link = await self._open()
+                except _CONNECT_ERRORS as exc:
+                    self._last_error = _describe(exc)
+                    if old is not None:
+                        await self._drop_link(old)
+                        old = None
+                        self._owner.handover_slot().release()
+                        self._dedup.reset()
+                    await self._sleep(backoff.next_delay(), f"connect failed ({self._last_error})")
+                    continue
+                self._last_error = None
+                self._link = link
+                self._confirmed = {}
+                try:
+                    if not first:
+                        self.reconnects += 1
+                        await self._run_reconnect_hook(link)
+                    await self._reconcile(link)
+                except _LinkLost as exc:
+                    self._link = None
+                    await self._drop_link(link)
+                    link = None
+                    await self._sleep(backoff.next_delay(), f"subscribing failed ({exc})")
+                    continue
+                first = False
+                self._ready = True
+                self._down_since = None
+                link.pinger = loop.create_task(
+                    self._ping(link), name=f"pubsub-node-{self.id}-pinger-{link.id}"
+                )
+                log.info("node %d: connected, %d topic(s) listened", self.id, len(self._confirmed))
+                self._dispatch.event("pubsub_ready", self)
+                if old is not None:
+                    handover = loop.create_task(
+                        self._finish_handover(old), name=f"pubsub-node-{self.id}-handover"
+                    )
+                    old = None
+                started = loop.time()
+                why = await self._serve(link)
+                self._ready = False
+                self._down_since = loop.time()
+                self._link = None
+                self._release_settle_waiters([])
+                if loop.time() - started >= settings.backoff_reset_after:
+                    backoff.reset()
+                if handover is not None:
+                    await wait_finished(handover)
+                    handover = None
+                if why == "reconnect" and await self._take_handover_slot(link):
+                    log.info("node %d: server asked to reconnect; opening a new socket", self.id)
+                    self._dispatch.event("pubsub_reconnecting", self, 0.0)
+                    if link.pinger is not None:
+                        link.pinger.cancel()
+                    self._dedup.begin()
+                    old, link = link, None
+                    continue
+                await self._drop_link(link)
+                link = None
+                self._dedup.reset()
+                await self._sleep(backoff.next_delay(), why)
         finally:
-            ready.cancel()
-            gone.cancel()
-        return self._ready.is_set() and not self._closing
+            self._ready = False
+            self._link = None
+            self._release_settle_waiters([])
+            if handover is not None:
+                handover.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await wait_finished(handover)
+            for leftover in (link, old):
+                if leftover is not None:
+                    await self._drop_link(leftover)
+            if old is not None:
+                self._owner.handover_slot().release()
 
     async def _sleep(self, delay: float, why: str) -> None:
         log.info("node %d: %s; reconnecting in %.2f s", self.id, why, delay)
         self._dispatch.event("pubsub_reconnecting", self, delay)
         await asyncio.sleep(delay)
 
-    async def _supervise(self) -> None:
-        settings = self._settings
-        backoff = Backoff(settings.backoff_base, settings.backoff_cap, rng=self._rng)
-        loop = asyncio.get_running_loop()
-        old: Optional[_Link] = None
-        first = True
-        link: Optional[_Link] = None
-        try:
-            while not self._closing:
-                try:
-                    link = await self._open()
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                    await self._sleep(backoff.next_delay(), f"connect failed ({_describe(exc)})")
-                    continue
-                try:
-                    if not first:
-                        self._generation += 1
-                        await self.pool._apply_reconnect_hook(self)
-                    await self._listen_all(link)
-                except (_LinkLost, asyncio.TimeoutError, _ServerBusy) as exc:
-                    await self._drop_link(link)
-                    link = None
-                    await self._sleep(backoff.next_delay(), f"re-LISTEN failed ({_describe(exc)})")
-                    continue
-                first = False
-                self._link = link
-                link.pinger = loop.create_task(
-                    self._ping(link), name=f"pubsub-node-{self.id}-pinger-{link.id}"
-                )
-                self._ready.set()
-                log.info("node %d: connected, %d topic(s) listened", self.id, len(self.topics))
-                self._dispatch.event("pubsub_ready", self)
-                if old is not None:
-                    # Let events already in flight on the old socket arrive (duplicates
-                    # are dropped) before closing it: closing discards unread frames.
-                    await asyncio.sleep(settings.handover_delay)
-                    await self._drop_link(old)
-                    old = None
-                    self._dedup_always = False
-                    self._dedup_until = loop.time() + settings.dedup_window
-                started = loop.time()
-                why = await self._watch(link, link.reader, link.pinger)
-                self._ready.clear()
-                self._link = None
-                if loop.time() - started >= settings.backoff_reset_after:
-                    backoff.reset()
-                self.reconnects += 1
-                if why == "reconnect":
-                    log.info("node %d: server asked to reconnect; opening a new socket", self.id)
-                    self._dispatch.event("pubsub_reconnecting", self, 0.0)
-                    if link.pinger is not None:
-                        link.pinger.cancel()
-                    old, link = link, None
-                    self._dedup_always = True
-                    continue
-                await self._drop_link(link)
-                link = None
-                await self._sleep(backoff.next_delay(), why)
-        finally:
-            self._ready.clear()
-            self._dedup_always = False
-            for leftover in (link, old, self._link):
-                if leftover is not None:
-                    await self._drop_link(leftover)
-            self._link = None
-
     async def _open(self) -> _Link:
-        session = self.pool._get_session()
+        loop = asyncio.get_running_loop()
+        self._attempt_started = loop.time()
+        session = self._owner.session()
+        size = self._settings.max_message_size
         if _HAS_WS_TIMEOUT:
             connecting = session.ws_connect(
                 self.endpoint,
                 autoping=True,
-                max_msg_size=0,
+                max_msg_size=size,
                 timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
             )
         else:  # pragma: no cover - aiohttp 3.9
             connecting = session.ws_connect(
-                self.endpoint, autoping=True, max_msg_size=0, timeout=2.0
+                self.endpoint, autoping=True, max_msg_size=size, timeout=2.0
             )  # type: ignore[call-overload]
         ws = await asyncio.wait_for(connecting, self._settings.connect_timeout)
         link = _Link(ws, next(self._link_ids))
-        link.reader = asyncio.get_running_loop().create_task(
+        link.reader = loop.create_task(
             self._read(link), name=f"pubsub-node-{self.id}-reader-{link.id}"
         )
         log.debug("node %d: socket %d open to %s", self.id, link.id, self.endpoint)
@@ -312,51 +393,228 @@ class PubSubWebsocket:
         self._fail_pending(link)
         await link.close()
 
-    async def _watch(self, link: _Link, *tasks: Optional[asyncio.Task[None]]) -> str:
-        reconnect = asyncio.get_running_loop().create_task(
-            link.reconnect.wait(), name=f"pubsub-node-{self.id}-reconnect-wait"
-        )
+    async def _take_handover_slot(self, link: _Link) -> bool:
+        """Wait for the pool's hand-over slot; ``False`` if the old socket died first."""
+        slot = self._owner.handover_slot()
+        acquiring = asyncio.ensure_future(slot.acquire())
+        taken = False
         try:
-            done, _ = await asyncio.wait(
-                [t for t in (*tasks, reconnect) if t is not None],
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            while not acquiring.done() and link.alive:
+                link.signal.clear()
+                watch = asyncio.ensure_future(link.signal.wait())
+                try:
+                    await asyncio.wait((acquiring, watch), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    watch.cancel()
+            taken = acquiring.done() and link.alive
+            return taken
         finally:
-            reconnect.cancel()
-        if reconnect in done or link.reconnect.is_set():
-            return "reconnect"
-        if link.pinger in done:
-            return "no PONG within the timeout"
-        code = link.ws.close_code
-        return f"connection lost (close code {code})" if code else "connection lost"
+            if not acquiring.done():
+                acquiring.cancel()
+            elif not taken:
+                slot.release()
+
+    async def _finish_handover(self, old: _Link) -> None:
+        """Keep the old socket a little longer (events in flight), then close it."""
+        try:
+            await asyncio.sleep(self._settings.handover_delay)
+        finally:
+            try:
+                await self._drop_link(old)
+            finally:
+                self._owner.handover_slot().release()
+                self._dedup.end(asyncio.get_running_loop().time())
+
+    async def _serve(self, link: _Link) -> str:
+        """Reconcile on every wake until the socket must be replaced; returns why."""
+        assert link.reader is not None and link.pinger is not None
+        while True:
+            if link.reader.done():
+                code = link.ws.close_code
+                return f"connection lost (close code {code})" if code else "connection lost"
+            if link.reconnect:
+                return "reconnect"
+            if link.pinger.done():
+                return "no PONG within the timeout"
+            if self._wake_pending or self._settle_waiters:
+                try:
+                    await self._reconcile(link)
+                except _LinkLost as exc:
+                    return f"subscribing failed ({exc})"
+                continue
+            link.signal.clear()
+            await link.signal.wait()
+
+    async def _run_reconnect_hook(self, link: _Link) -> None:
+        """Run the owner's reconnect hook; meanwhile subscribe topics added since."""
+        before = frozenset(self._wanted)
+        hook = self._owner.reconnected(self)
+        while not hook.done():
+            link.signal.clear()
+            watch = asyncio.ensure_future(link.signal.wait())
+            try:
+                await asyncio.wait((hook, watch), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                watch.cancel()
+            if not link.alive:
+                raise _LinkLost("connection lost during reconnect_hook")
+            if self._wake_pending:
+                # e.g. subscribe_topics called from inside the hook: serve it now.
+                await self._reconcile(link, skip=before)
+
+    # ------------------------------------------------------------------ reconciling
+
+    async def _reconcile(self, link: _Link, skip: frozenset[str] = frozenset()) -> None:
+        """LISTEN what is wanted and not confirmed, UNLISTEN what is no longer wanted."""
+        while True:
+            self._wake_pending = False
+            waiters, self._settle_waiters = self._settle_waiters, []
+            listen: dict[Optional[str], list[Topic]] = {}
+            for key, topic in list(self._wanted.items()):
+                if key not in skip and self._confirmed.get(key, "") != topic.token:
+                    listen.setdefault(topic.token, []).append(topic)
+            unlisten: dict[Optional[str], list[str]] = {}
+            for key, token in self._confirmed.items():
+                if key not in self._wanted:
+                    unlisten.setdefault(token, []).append(key)
+            if not listen and not unlisten:
+                self._release_settle_waiters([], waiters)
+                return
+            results = await asyncio.gather(
+                *(self._listen(link, token, group) for token, group in listen.items()),
+                *(self._unlisten(link, token, keys) for token, keys in unlisten.items()),
+                return_exceptions=True,
+            )
+            errors: list[tuple[list[str], str]] = []
+            lost: Optional[BaseException] = None
+            for result in results:
+                if isinstance(result, BaseException):
+                    if not isinstance(result, _LinkLost):
+                        raise result
+                    lost = result
+                elif result is not None:
+                    errors.append(result)
+            self._release_settle_waiters(errors, waiters)
+            if lost is not None:
+                raise lost
+            if not self._wake_pending:
+                return
+
+    async def _listen(self, link: _Link, token: Optional[str], group: list[Topic]) -> None:
+        keys = [topic.present or "" for topic in group]
+        attempt = 0
+        while True:
+            error = await self._request(link, "LISTEN", keys, token)
+            if error != protocol.ERR_SERVER or attempt >= self._settings.listen_retries:
+                break
+            attempt += 1
+            await asyncio.sleep(min(0.25 * 2**attempt, 5.0) * self._rng.uniform(0.5, 1.0))
+        if not error:
+            for key in keys:
+                self._confirmed[key] = token
+            self._owner.subscribed(self, group, token)
+            return
+        if self._owner.refused(self, group, token, error):
+            raise _LinkLost(f"LISTEN answered {error}")
+
+    async def _unlisten(
+        self, link: _Link, token: Optional[str], keys: list[str]
+    ) -> Optional[tuple[list[str], str]]:
+        error = await self._request(link, "UNLISTEN", keys, token)
+        for key in keys:
+            if self._confirmed.get(key, "") == token:
+                del self._confirmed[key]
+        if error:
+            log.warning("node %d: UNLISTEN of %s answered %s", self.id, ", ".join(keys), error)
+            return keys, error
+        return None
+
+    def _release_settle_waiters(
+        self,
+        errors: list[tuple[list[str], str]],
+        waiters: Optional[list[asyncio.Future[list[tuple[list[str], str]]]]] = None,
+    ) -> None:
+        if waiters is None:
+            waiters, self._settle_waiters = self._settle_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(errors)
+
+    # ------------------------------------------------------------------ requests
+
+    def _fail_pending(self, link: _Link) -> None:
+        for nonce, (future, owner) in list(self._pending.items()):
+            if owner is link:
+                del self._pending[nonce]
+                if not future.done():
+                    future.set_exception(_LinkLost("connection lost"))
+
+    async def _request(self, link: _Link, kind: str, keys: list[str], token: Optional[str]) -> str:
+        if not link.alive:
+            raise _LinkLost("connection lost")
+        if kind == "LISTEN":
+            nonce, frame = protocol.build_listen(keys, token)
+        else:
+            nonce, frame = protocol.build_unlisten(keys, token)
+        future: asyncio.Future[protocol.Response] = asyncio.get_running_loop().create_future()
+        self._pending[nonce] = (future, link)
+        log.debug("node %d: %s nonce=%s topics=%s", self.id, kind, nonce, keys)
+        try:
+            try:
+                await link.ws.send_str(frame)
+            except (ConnectionError, RuntimeError) as exc:
+                raise _LinkLost("connection lost") from exc
+            try:
+                response = await asyncio.wait_for(future, self._settings.listen_timeout)
+            except asyncio.TimeoutError:
+                log.warning(
+                    "node %d: no answer to %s within %.1f s",
+                    self.id,
+                    kind,
+                    self._settings.listen_timeout,
+                )
+                return "timeout"
+        finally:
+            self._pending.pop(nonce, None)
+        return response.error
 
     # ------------------------------------------------------------------ reading
 
     async def _read(self, link: _Link) -> None:
+        try:
+            await self._read_frames(link)
+        finally:
+            link.signal.set()
+
+    async def _read_frames(self, link: _Link) -> None:
         ws = link.ws
         parse = protocol.parse_server_frame
         message_cls = protocol.Message
         dispatch_message = self._dispatch.message
+        wanted = self._wanted
+        dedup = self._dedup
         text_type = aiohttp.WSMsgType.TEXT
         loop = asyncio.get_running_loop()
         batch = _READ_BATCH
         while True:
             msg = await ws.receive()
+            batch -= 1
+            if not batch:
+                # receive() does not yield while frames are buffered: let this batch's
+                # handlers run before reading on, so no burst of any kind of frame can
+                # pile up tasks and memory or hold the loop.
+                batch = _READ_BATCH
+                await asyncio.sleep(0)
             if msg.type is text_type:
                 frame = parse(msg.data)
                 if type(frame) is message_cls:
-                    if (self._dedup_always or self._dedup_until) and self._duplicate(
-                        frame, loop.time()
-                    ):
+                    topic = frame.topic
+                    if topic not in wanted:
+                        log.debug("node %d: dropped a message for unwanted %s", self.id, topic)
                         continue
-                    dispatch_message(frame.topic, frame.message)
-                    batch -= 1
-                    if not batch:
-                        # receive() does not yield while frames are buffered: let the
-                        # handlers of this batch run before reading on, so a burst
-                        # cannot pile up thousands of pending events in memory.
-                        batch = _READ_BATCH
-                        await asyncio.sleep(0)
+                    if dedup.active and dedup.duplicate(link.id, topic, frame.message, loop.time()):
+                        continue
+                    dispatch_message(topic, frame.message)
                 else:
                     self._handle_control(link, frame)
             elif msg.type in (
@@ -367,25 +625,32 @@ class PubSubWebsocket:
                 log.debug("node %d: socket %d closed (%s)", self.id, link.id, ws.close_code)
                 return
             elif msg.type is aiohttp.WSMsgType.ERROR:
-                log.warning("node %d: socket %d error: %s", self.id, link.id, msg.data)
+                self._read_error(link, msg.data)
                 return
             elif msg.type is aiohttp.WSMsgType.BINARY:
-                log.warning("node %d: ignored a binary frame (%d bytes)", self.id, len(msg.data))
+                self._noise.log(
+                    logging.WARNING,
+                    "binary",
+                    "node %d: ignored a binary frame (%d bytes)",
+                    self.id,
+                    len(msg.data),
+                )
                 self._dispatch.error(PubSubErrorEvent("unexpected binary frame"))
             # PING/PONG control frames are answered by aiohttp itself.
 
-    def _duplicate(self, frame: protocol.Message, now: float) -> bool:
-        if not self._dedup_always and now > self._dedup_until:
-            self._dedup_until = 0.0
-            self._seen.clear()
-            return False
-        key = (frame.topic, frame.message)
-        if key in self._seen:
-            return True
-        self._seen[key] = None
-        if len(self._seen) > 50_000:
-            self._seen.popitem(last=False)
-        return False
+    def _read_error(self, link: _Link, error: object) -> None:
+        if isinstance(error, aiohttp.WebSocketError) and error.code == 1009:
+            limit = self._settings.max_message_size
+            log.warning(
+                "node %d: a frame was larger than max_message_size (%d bytes); reconnecting",
+                self.id,
+                limit,
+            )
+            self._dispatch.error(
+                PubSubErrorEvent(f"frame too large (over max_message_size={limit} bytes)")
+            )
+        else:
+            log.warning("node %d: socket %d error: %s", self.id, link.id, error)
 
     def _handle_control(self, link: _Link, frame: protocol.ServerFrame) -> None:
         if isinstance(frame, protocol.Response):
@@ -401,16 +666,32 @@ class PubSubWebsocket:
         elif isinstance(frame, protocol.Pong):
             link.pong.set()
         elif isinstance(frame, protocol.Reconnect):
-            link.reconnect.set()
+            link.reconnect = True
+            link.signal.set()
         elif isinstance(frame, protocol.AuthRevoked):
-            self.pool._on_auth_revoked(self, frame.topics)
+            if link is self._link:
+                for key in frame.topics:
+                    self._confirmed.pop(key, None)
+            self._owner.revoked(self, frame.topics)
         elif isinstance(frame, protocol.InvalidFrame):
-            log.warning("node %d: ignored an invalid frame: %s", self.id, frame.reason)
+            self._noise.log(
+                logging.WARNING,
+                "invalid",
+                "node %d: ignored an invalid frame: %s",
+                self.id,
+                frame.reason,
+            )
             self._dispatch.error(PubSubErrorEvent(f"invalid frame: {frame.reason}", raw=frame.raw))
 
     # ------------------------------------------------------------------ pinging
 
     async def _ping(self, link: _Link) -> None:
+        try:
+            await self._ping_loop(link)
+        finally:
+            link.signal.set()
+
+    async def _ping_loop(self, link: _Link) -> None:
         loop = asyncio.get_running_loop()
         settings = self._settings
         while True:
@@ -429,164 +710,10 @@ class PubSubWebsocket:
             self._latency = loop.time() - sent
             self._dispatch.event("pubsub_pong")
 
-    # ------------------------------------------------------------------ requests
 
-    def _fail_pending(self, link: _Link) -> None:
-        for nonce, (future, owner) in list(self._pending.items()):
-            if owner is link:
-                del self._pending[nonce]
-                if not future.done():
-                    future.set_exception(_LinkLost())
-
-    async def _request(
-        self, link: _Link, kind: str, topics: list[Topic], token: Optional[str]
-    ) -> str:
-        presents = [t.present or "" for t in topics]
-        if kind == "LISTEN":
-            nonce, frame = protocol.build_listen(presents, token)
-        else:
-            nonce, frame = protocol.build_unlisten(presents, token)
-        future: asyncio.Future[protocol.Response] = asyncio.get_running_loop().create_future()
-        self._pending[nonce] = (future, link)
-        log.debug("node %d: %s nonce=%s topics=%s", self.id, kind, nonce, presents)
-        try:
-            try:
-                await link.ws.send_str(frame)
-            except (ConnectionError, RuntimeError) as exc:
-                raise _LinkLost() from exc
-            response = await asyncio.wait_for(future, self._settings.listen_timeout)
-        finally:
-            self._pending.pop(nonce, None)
-        return response.error
-
-    async def _listen_all(self, link: _Link) -> None:
-        """LISTEN every topic of this node on a fresh socket (after connect/reconnect)."""
-        groups = _by_token(self.topics)
-        results = await asyncio.gather(
-            *(self._listen_with_retry(link, token, group) for token, group in groups.items())
-        )
-        for (_, group), error in zip(groups.items(), results):
-            if not error:
-                continue
-            if error == protocol.ERR_SERVER:
-                raise _ServerBusy(error)
-            self._remove(group)
-            if error == protocol.ERR_BADAUTH:
-                self.pool._on_auth_failed(self, group)
-            else:
-                log.warning(
-                    "node %d: server refused re-LISTEN (%s) of %s",
-                    self.id,
-                    error,
-                    ", ".join(str(t.present) for t in group),
-                )
-                self.pool._forget(group)
-                self._dispatch.error(
-                    PubSubErrorEvent("re-LISTEN refused", error=error, topics=group)
-                )
-
-    async def _listen_with_retry(
-        self, link: _Link, token: Optional[str], group: list[Topic]
-    ) -> str:
-        attempt = 0
-        while True:
-            error = await self._request(link, "LISTEN", group, token)
-            if error != protocol.ERR_SERVER or attempt >= self._settings.listen_retries:
-                return error
-            attempt += 1
-            await self._server_retry_pause(attempt)
-
-    async def _server_retry_pause(self, attempt: int) -> None:
-        """Wait before retrying a LISTEN answered with ERR_SERVER (short, jittered)."""
-        await asyncio.sleep(min(0.25 * 2**attempt, 5.0) * self._rng.uniform(0.5, 1.0))
-
-    async def _subscribe(self, topics: list[Topic]) -> list[tuple[list[Topic], str]]:
-        """LISTEN ``topics`` (already reserved on this node) and keep those confirmed.
-
-        Returns the failed groups with their error codes; the reservation is released.
-        """
-        try:
-            groups = _by_token(topics)
-            results = await asyncio.gather(
-                *(self._subscribe_group(token, group) for token, group in groups.items())
-            )
-            return [(group, error) for (_, group), error in zip(groups.items(), results) if error]
-        finally:
-            self._reserved -= len(topics)
-
-    async def _subscribe_group(self, token: Optional[str], group: list[Topic]) -> str:
-        loop = asyncio.get_running_loop()
-        settings = self._settings
-        deadline = loop.time() + settings.connect_timeout + settings.listen_timeout
-        attempt = 0
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return TIMEOUT
-            if not await self._wait_ready(remaining):
-                return NOT_CONNECTED
-            link = self._link
-            if link is None:
-                await asyncio.sleep(0)
-                continue
-            generation = self._generation
-            try:
-                error = await self._request(link, "LISTEN", group, token)
-            except _LinkLost:
-                continue
-            except asyncio.TimeoutError:
-                return TIMEOUT
-            if error == protocol.ERR_SERVER and attempt < settings.listen_retries:
-                attempt += 1
-                await self._server_retry_pause(attempt)
-                continue
-            if error:
-                return error
-            if generation != self._generation or link is not self._link:
-                # A reconnect began meanwhile and took its topic snapshot without these.
-                continue
-            have = set(self.topics)
-            self.topics.extend(t for t in group if t not in have)
-            return ""
-
-    def _remove(self, topics: Iterable[Topic]) -> None:
-        gone = set(topics)
-        self.topics = [t for t in self.topics if t not in gone]
-
-    async def _unsubscribe(self, topics: list[Topic]) -> Optional[str]:
-        """UNLISTEN ``topics`` and drop them from this node; returns an error code or None."""
-        self._remove(topics)
-        link = self._link
-        if link is None or not self._ready.is_set():
-            return None  # the next connection will simply not LISTEN them
-        errors = []
-        for token, group in _by_token(topics).items():
-            try:
-                error = await self._request(link, "UNLISTEN", group, token)
-            except _LinkLost:
-                return None
-            except asyncio.TimeoutError:
-                error = TIMEOUT
-            if error:
-                errors.append(error)
-        return errors[0] if errors else None
-
-
-class _ServerBusy(Exception):
-    """ERR_SERVER persisted through the retries of a re-LISTEN."""
-
-
-def _by_token(topics: Iterable[Topic]) -> dict[Optional[str], list[Topic]]:
+def by_token(topics: Iterable[Topic]) -> dict[Optional[str], list[Topic]]:
+    """Group topics by their token, keeping their order."""
     groups: dict[Optional[str], list[Topic]] = {}
     for topic in topics:
         groups.setdefault(topic.token, []).append(topic)
     return groups
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, aiohttp.WSServerHandshakeError):
-        return f"HTTP {exc.status}"
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -91,15 +91,34 @@ def parse_message(client: Client, topic: str, text: str) -> tuple[str, PubSubMes
 # --------------------------------------------------------------------------- helpers
 
 
+#: Longer digit strings are not ids or amounts Twitch sends; refusing them keeps
+#: ``int()`` cheap and within Python's digit limit.
+_MAX_DIGITS = 30
+
+
+def is_plain_int(value: Any) -> bool:
+    """Whether ``value`` is a short string of ASCII digits (the hot path's fast check)."""
+    return (
+        type(value) is str and value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS
+    )
+
+
 def to_int(value: Any) -> Optional[int]:
-    """Turn an id or number given as int or string into an int; ``None`` if impossible."""
+    """Turn an id or number given as int or string into an int; ``None`` if impossible.
+
+    Only ASCII digits count (``"²"`` is not a number here), and strings of more than
+    30 characters are refused.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, str):
+        text = value.strip()
+        if len(text) > _MAX_DIGITS or not text.isascii():
+            return None
         try:
-            return int(value)
+            return int(text)
         except ValueError:
             return None
     return None
@@ -137,9 +156,11 @@ def to_datetime(value: Any) -> Optional[datetime]:
     date_part, sep, rest = text.partition(".")
     if sep:
         # Keep at most microseconds: Python cannot hold Twitch's nanoseconds.
+        # Python before 3.11 also wants exactly 3 or 6 digits; Twitch trims trailing
+        # zeros, so pad to six.
         digits = len(rest) - len(rest.lstrip("0123456789"))
-        rest = rest[: min(digits, 6)] + rest[digits:]
-        text = f"{date_part}.{rest}" if min(digits, 6) else date_part + rest[digits:]
+        kept = rest[: min(digits, 6)].ljust(6, "0")
+        text = f"{date_part}.{kept}{rest[digits:]}" if digits else date_part + rest
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -151,7 +172,7 @@ def to_datetime(value: Any) -> Optional[datetime]:
 
 def channel_id_of(value: Any, topic: str) -> int:
     """The channel id from the payload, else from the topic (the last id is the channel)."""
-    if type(value) is str and value.isdigit():
+    if is_plain_int(value):
         return int(value)
     channel = to_int(value)
     if channel is None:
@@ -176,7 +197,7 @@ def make_channel(client: Client, name: Any) -> Optional[Channel]:
 
 def make_user(client: Client, user_id: Any, name: Any) -> Optional[PartialUser]:
     """Build a :class:`twitchio.PartialUser`, or ``None`` without a numeric id."""
-    if type(user_id) is str and user_id.isdigit() and type(name) is str and name:
+    if is_plain_int(user_id) and type(name) is str and name:
         return PartialUser(client._http, user_id, name)
     uid = to_int(user_id)
     if uid is None:

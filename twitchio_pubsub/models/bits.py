@@ -12,6 +12,7 @@ from .base import (
     PubSubChatMessage,
     PubSubMessage,
     channel_id_of,
+    is_plain_int,
     make_user,
     register,
     to_datetime,
@@ -36,8 +37,8 @@ class PubSubBitsMessage(PubSubMessage):
         The chat message sent with the cheer.
     badge_entitlement: Optional[:class:`PubSubBadgeEntitlement`]
         The Bits badge earned with this cheer, if any.
-    bits_used: :class:`int`
-        The amount of Bits cheered.
+    bits_used: Optional[:class:`int`]
+        The amount of Bits cheered; ``None`` if the payload had no readable amount.
     total_bits_used: Optional[:class:`int`]
         The user's all-time total in this channel, when sent.
     channel_id: :class:`int`
@@ -87,14 +88,12 @@ class PubSubBitsMessage(PubSubMessage):
             inner = data  # the oldest (2016) shape had the fields at the top level
         get = inner.get
         bits = get("bits_used")
-        self.bits_used: int = bits if type(bits) is int else to_int(bits) or 0
+        self.bits_used: Optional[int] = bits if type(bits) is int else to_int(bits)
         total = get("total_bits_used")
         self.total_bits_used: Optional[int] = total if type(total) is int else to_int(total)
         channel = get("channel_id")
         self.channel_id: int = (
-            int(channel)
-            if type(channel) is str and channel.isdigit()
-            else channel_id_of(channel, topic)
+            int(channel) if is_plain_int(channel) else channel_id_of(channel, topic)
         )
         self.channel_name: Optional[str] = to_str(get("channel_name"))
         self.is_anonymous: bool = get("is_anonymous", data.get("is_anonymous")) is True

@@ -1,0 +1,114 @@
+"""The boundary between the pool and its nodes, whatever transport a node speaks.
+
+The pool owns which topic is where; a node owns one live connection (a PubSub socket
+today, an EventSub session next) and what the server confirmed on it. They talk only
+through the two small protocols below, so the node modules never import the pool and a
+second transport can stand behind the same pool, planner, dispatch and models.
+
+A topic is named here by its *key*: the wire string that identifies it
+(:attr:`Topic.present` for PubSub).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Optional, Protocol
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from .topics import Topic
+
+__all__ = (
+    "CLOSED",
+    "NOT_CONNECTED",
+    "OK",
+    "TIMEOUT",
+    "TRANSIENT",
+    "WITHDRAWN",
+    "Node",
+    "NodeOwner",
+    "wait_finished",
+)
+
+log = logging.getLogger(__name__)
+
+#: Outcomes of a subscription besides the server's own error codes.
+OK = ""
+TIMEOUT = "timeout"
+NOT_CONNECTED = "not connected"
+WITHDRAWN = "withdrawn"
+CLOSED = "closed"
+#: Errors after which a topic the server held before is kept and the connection reset.
+TRANSIENT = frozenset({TIMEOUT, "ERR_SERVER"})
+
+
+class Node(Protocol):
+    """What the pool needs from a node."""
+
+    id: int
+    max_topics: int
+
+    @property
+    def connected(self) -> bool:
+        """Whether the node has a live connection on which its topics were subscribed."""
+
+    @property
+    def down_since(self) -> Optional[float]:
+        """Loop time since when the node has had no live connection; ``None`` when up."""
+
+    def describe_failure(self) -> str:
+        """Why the node could not connect, in words fit for an exception message."""
+
+    def start(self) -> None:
+        """Start the node's supervisor (once)."""
+
+    def wake(self) -> None:
+        """The wanted topics changed: reconcile them with the server."""
+
+    async def settled(self) -> list[tuple[list[str], str]]:
+        """Wait for a reconcile pass that began after this call; its unsubscribe errors."""
+
+    async def close(self) -> None:
+        """Stop the supervisor and close every connection; idempotent."""
+
+
+class NodeOwner(Protocol):
+    """What a node needs from the pool that owns its topics."""
+
+    def session(self) -> aiohttp.ClientSession:
+        """The HTTP session connections are opened with."""
+
+    def wanted(self, node: Node) -> Mapping[str, Topic]:
+        """The topics assigned to ``node``, by key: a live view the node only reads."""
+
+    def handover_slot(self) -> asyncio.Semaphore:
+        """Held while a node keeps a second connection open during a hand-over."""
+
+    def subscribed(self, node: Node, topics: Sequence[Topic], token: Optional[str]) -> None:
+        """The server confirmed ``topics`` for ``token`` on ``node``."""
+
+    def refused(
+        self, node: Node, topics: Sequence[Topic], token: Optional[str], error: str
+    ) -> bool:
+        """The server refused ``topics``; returns whether the pool keeps them (retry)."""
+
+    def revoked(self, node: Node, keys: Sequence[str]) -> None:
+        """The server revoked the authorization of these topics and dropped them."""
+
+    def reconnected(self, node: Node) -> asyncio.Task[None]:
+        """``node`` has a new connection: run the reconnect hook (in the owner's task)."""
+
+
+async def wait_finished(task: asyncio.Future[None]) -> None:
+    """Wait for ``task`` to finish without taking on its cancellation or its error.
+
+    Unlike ``await task``, the task being cancelled is not an exception here, while a
+    cancellation of the *caller* still propagates. A task that failed is logged.
+    """
+    if not task.done():
+        await asyncio.wait((task,))
+    if not task.cancelled() and task.exception() is not None:
+        log.error("task %r failed", task, exc_info=task.exception())
