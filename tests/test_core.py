@@ -78,7 +78,9 @@ async def test_subscribe_during_a_drop_never_freezes_the_loop(
             emulator.drop()
             subscribing = []
             for i in range(2, 40):
-                subscribing.append(asyncio.ensure_future(pool.subscribe_topics([tp.bits(TOKEN)[i]])))
+                subscribing.append(
+                    asyncio.ensure_future(pool.subscribe_topics([tp.bits(TOKEN)[i]]))
+                )
                 await asyncio.sleep(0)
             await asyncio.gather(*subscribing)
         # Before the fix one of these subscribes spun without yielding for
@@ -110,9 +112,11 @@ async def test_raising_wait_for_predicates_do_not_kill_the_node(
         first = emulator.connections[0].id
         emulator.drop()
         await emulator.wait_until(
-            lambda: bool(emulator.connections)
-            and emulator.connections[0].id != first
-            and bool(emulator.connections[0].topics)
+            lambda: (
+                bool(emulator.connections)
+                and emulator.connections[0].id != first
+                and bool(emulator.connections[0].topics)
+            )
         )
         await emulator.trigger("bits", 1, bits_used=6)
         await rec.wait("pubsub_bits", 2)
@@ -173,9 +177,11 @@ async def test_unsubscribe_while_listen_in_flight_does_not_resurrect(
         first = emulator.connections[0].id
         await emulator.send_reconnect()
         await emulator.wait_until(
-            lambda: [c.id for c in emulator.connections] != [first]
-            and len(emulator.connections) == 1
-            and list(emulator.connections[0].topics) == [keep.present]
+            lambda: (
+                [c.id for c in emulator.connections] != [first]
+                and len(emulator.connections) == 1
+                and list(emulator.connections[0].topics) == [keep.present]
+            )
         )
         assert await emulator.trigger("bits", 2) == 0
         await emulator.trigger("bits", 1, bits_used=77)
@@ -255,9 +261,11 @@ async def test_reconnect_hook_may_return_any_iterable(
         first = emulator.connections[0].id
         await emulator.send_reconnect()
         await emulator.wait_until(
-            lambda: [c.id for c in emulator.connections] not in ([first], [])
-            and len(emulator.connections) == 1
-            and len(emulator.connections[0].topics) == 2
+            lambda: (
+                [c.id for c in emulator.connections] not in ([first], [])
+                and len(emulator.connections) == 1
+                and len(emulator.connections[0].topics) == 2
+            )
         )
         assert len(pool.topics) == 2
 
@@ -276,9 +284,11 @@ async def test_reconnect_hook_bad_return_is_an_error_not_a_loss(
         first = emulator.connections[0].id
         emulator.drop()
         await emulator.wait_until(
-            lambda: bool(emulator.connections)
-            and emulator.connections[0].id != first
-            and bool(emulator.connections[0].topics)
+            lambda: (
+                bool(emulator.connections)
+                and emulator.connections[0].id != first
+                and bool(emulator.connections[0].topics)
+            )
         )
         (err,) = await rec.wait("pubsub_error")
         assert "reconnect_hook" in err.reason and "int" in err.reason
@@ -372,18 +382,18 @@ async def test_mass_reconnect_never_exceeds_pool_size_plus_one(
     client: Any, emulator: PubSubEmulator
 ) -> None:
     rec = Recorder(client, "pubsub_bits")
-    async with make_pool(
-        client, emulator, max_connection_topics=1, handover_delay=0.05
-    ) as pool:
+    async with make_pool(client, emulator, max_connection_topics=1, handover_delay=0.05) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[i] for i in range(10)])
         assert len(emulator.connections) == 10
         before = {c.id for c in emulator.connections}
         emulator.peak_connections = 0
         assert await emulator.send_reconnect() == 10
         await emulator.wait_until(
-            lambda: len(emulator.connections) == 10
-            and not before & {c.id for c in emulator.connections}
-            and all(c.topics for c in emulator.connections),
+            lambda: (
+                len(emulator.connections) == 10
+                and not before & {c.id for c in emulator.connections}
+                and all(c.topics for c in emulator.connections)
+            ),
             timeout=10,
         )
         assert emulator.peak_connections <= 11
@@ -455,7 +465,7 @@ def test_retired_default_endpoint_is_explained() -> None:
     assert "retired" not in other and "ws://127.0.0.1:1" in other
 
 
-# --------------------------------------------------------------------------- server-controlled input
+# ------------------------------------------------------------------- server-controlled input
 
 
 async def test_oversized_frame_is_an_error_and_a_reconnect(
@@ -469,9 +479,11 @@ async def test_oversized_frame_is_an_error_and_a_reconnect(
         (err,) = await rec.wait("pubsub_error")
         assert "too large" in err.reason
         await emulator.wait_until(
-            lambda: bool(emulator.connections)
-            and emulator.connections[0].id != first
-            and bool(emulator.connections[0].topics)
+            lambda: (
+                bool(emulator.connections)
+                and emulator.connections[0].id != first
+                and bool(emulator.connections[0].topics)
+            )
         )
         await emulator.trigger("bits", 1)
         await rec.wait("pubsub_bits")
@@ -526,8 +538,12 @@ async def test_unreadable_bits_used_is_none_not_zero(
         data["bits_used"] = bits_used
     async with make_pool(client, emulator) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
-        text = json.dumps({"data": data}) if bits_used != 1e400 else (
-            '{"data":{"channel_id":"1","user_id":"\\u00b2","user_name":"u","bits_used":1e400}}'
+        text = (
+            json.dumps({"data": data})
+            if bits_used != 1e400
+            else (
+                '{"data":{"channel_id":"1","user_id":"\\u00b2","user_name":"u","bits_used":1e400}}'
+            )
         )
         await emulator.publish("channel-bits-events-v2.1", text)
         (event,) = await rec.wait("pubsub_bits")

@@ -83,6 +83,42 @@ class _Record:
             future.set_result((code, detail))
 
 
+class _Owner:
+    """The pool as its nodes see it: the :class:`~twitchio_pubsub.transport.NodeOwner`.
+
+    A separate object, so that the callbacks stay off the pool's public surface (and out
+    of the way of subclasses).
+    """
+
+    __slots__ = ("_pool",)
+
+    def __init__(self, pool: PubSubPool) -> None:
+        self._pool = pool
+
+    def session(self) -> aiohttp.ClientSession:
+        return self._pool._session_for_nodes()
+
+    def wanted(self, node: Node) -> Mapping[str, Topic]:
+        return self._pool._wanted(node)
+
+    def handover_slot(self) -> asyncio.Semaphore:
+        return self._pool._handover_slot()
+
+    def subscribed(self, node: Node, topics: Sequence[Topic], token: Optional[str]) -> None:
+        self._pool._subscribed(node, topics, token)
+
+    def refused(
+        self, node: Node, topics: Sequence[Topic], token: Optional[str], error: str
+    ) -> bool:
+        return self._pool._refused(node, topics, token, error)
+
+    def revoked(self, node: Node, keys: Sequence[str]) -> None:
+        self._pool._revoked(node, keys)
+
+    def reconnected(self, node: Node) -> asyncio.Task[None]:
+        return self._pool._reconnected(node)
+
+
 class PubSubPool:
     """The pool that manages connections to the PubSub server and spreads topics over them.
 
@@ -188,6 +224,7 @@ class PubSubPool:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot: Optional[asyncio.Semaphore] = None
         self._session: Optional[aiohttp.ClientSession] = None
+        self._owner = _Owner(self)
         self._closed = False
         self._loop_checked = False
 
@@ -211,35 +248,35 @@ class PubSubPool:
         """Whether :meth:`close` was called."""
         return self._closed
 
-    # ------------------------------------------------------------------ NodeOwner
+    # ------------------------------------------------------------------ what nodes report
 
-    def session(self) -> aiohttp.ClientSession:
-        """The pool's HTTP session (internal: used by its nodes)."""
+    def _session_for_nodes(self) -> aiohttp.ClientSession:
+        """The pool's HTTP session."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         return self._session
 
-    def wanted(self, node: Node) -> Mapping[str, Topic]:
-        """The topics assigned to ``node`` (internal: a live view for the node)."""
+    def _wanted(self, node: Node) -> Mapping[str, Topic]:
+        """The topics assigned to ``node``."""
         return self._assigned.setdefault(node, {})
 
-    def handover_slot(self) -> asyncio.Semaphore:
-        """The one extra socket the whole pool may open during a RECONNECT (internal)."""
+    def _handover_slot(self) -> asyncio.Semaphore:
+        """The one extra socket the whole pool may open during a RECONNECT."""
         if self._slot is None:
             self._slot = asyncio.Semaphore(1)
         return self._slot
 
-    def subscribed(self, node: Node, topics: Sequence[Topic], token: Optional[str]) -> None:
-        """The server confirmed ``topics`` on ``node`` (internal)."""
+    def _subscribed(self, node: Node, topics: Sequence[Topic], token: Optional[str]) -> None:
+        """The server confirmed ``topics`` on ``node``."""
         for topic in topics:
             record = self._records.get(topic.present or "")
             if record is not None and record.node is node and record.topic.token == token:
                 record.resolve(OK)
 
-    def refused(
+    def _refused(
         self, node: Node, topics: Sequence[Topic], token: Optional[str], error: str
     ) -> bool:
-        """The server refused ``topics`` on ``node``; whether they are kept (internal)."""
+        """The server refused ``topics`` on ``node``; whether they are kept."""
         kept = False
         dropped: list[Topic] = []
         for topic in topics:
@@ -265,8 +302,8 @@ class PubSubPool:
         self._retire_if_empty(node)
         return kept
 
-    def revoked(self, node: Node, keys: Sequence[str]) -> None:
-        """The server revoked these topics' authorization on ``node`` (internal)."""
+    def _revoked(self, node: Node, keys: Sequence[str]) -> None:
+        """The server revoked these topics' authorization on ``node``."""
         revoked: list[Topic] = []
         for key in keys:
             record = self._records.get(key)
@@ -281,8 +318,8 @@ class PubSubPool:
             self._spawn(self._run_auth_fail_hook(revoked), "pubsub-auth-fail-hook")
         self._retire_if_empty(node)
 
-    def reconnected(self, node: Node) -> asyncio.Task[None]:
-        """``node`` has a new socket: run :meth:`reconnect_hook` in a pool task (internal)."""
+    def _reconnected(self, node: Node) -> asyncio.Task[None]:
+        """``node`` has a new socket: run :meth:`reconnect_hook` in a pool task."""
         return self._spawn(self._apply_reconnect_hook(node), f"pubsub-reconnect-hook-{node.id}")
 
     # ------------------------------------------------------------------ validation
@@ -440,6 +477,7 @@ class PubSubPool:
             max_topics=self._settings.max_connection_topics,
             settings=self._settings,
             dispatcher=self._dispatcher,
+            owner=self._owner,
         )
         self._nodes.append(node)
         log.debug("opened node %d (%d in the pool)", node.id, len(self._nodes))

@@ -68,8 +68,8 @@ class Node(Protocol):
     def wake(self) -> None:
         """The wanted topics changed: reconcile them with the server."""
 
-    async def settled(self) -> list[tuple[list[str], str]]:
-        """Wait for a reconcile pass that began after this call; its unsubscribe errors."""
+    def settled(self) -> asyncio.Future[list[tuple[list[str], str]]]:
+        """Resolved after a reconcile pass that begins after this call: its UNLISTEN errors."""
 
     async def close(self) -> None:
         """Stop the supervisor and close every connection; idempotent."""

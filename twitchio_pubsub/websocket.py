@@ -15,7 +15,7 @@ import itertools
 import logging
 import random
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import aiohttp
 
@@ -152,24 +152,27 @@ class PubSubWebsocket:
     def __init__(
         self,
         client: Client,
-        pool: NodeOwner,
+        pool: Any,
         *,
         max_topics: int = 50,
         settings: Optional[Settings] = None,
         dispatcher: Optional[Dispatcher] = None,
+        owner: Optional[NodeOwner] = None,
     ) -> None:
         from .dispatch import Dispatcher
 
+        if owner is None:
+            raise TypeError("nodes are created by a PubSubPool; subscribe through the pool")
         self.client = client
         self.pool = pool
         self.max_topics = max_topics
         self.id = next(_node_ids)
         self.reconnects = 0
-        self._owner = pool
+        self._owner = owner
         self._settings = settings or Settings()
         self._dispatch = dispatcher or Dispatcher(client)
         self._rng = self._settings.rng or random.Random()
-        self._wanted: Mapping[str, Topic] = pool.wanted(self)
+        self._wanted: Mapping[str, Topic] = owner.wanted(self)
         #: What the server confirmed on the current socket: key -> token.
         self._confirmed: dict[str, Optional[str]] = {}
         self._link: Optional[_Link] = None
@@ -246,20 +249,22 @@ class PubSubWebsocket:
         if link is not None:
             link.signal.set()
 
-    async def settled(self) -> list[tuple[list[str], str]]:
-        """Wait until a reconcile pass that began after this call is done.
+    def settled(self) -> asyncio.Future[list[tuple[list[str], str]]]:
+        """A future resolved when a reconcile pass that begins after this call is done.
 
-        Returns the UNLISTENs of that pass that failed, as ``(keys, error)``. Returns at
-        once with no socket: the next socket simply does not LISTEN what is not wanted.
+        Its result is the UNLISTENs of that pass that failed, as ``(keys, error)``. It is
+        resolved at once with no socket: the next socket simply does not LISTEN what is
+        not wanted.
         """
-        if self._link is None or self._closing:
-            return []
         future: asyncio.Future[list[tuple[list[str], str]]] = (
             asyncio.get_running_loop().create_future()
         )
-        self._settle_waiters.append(future)
-        self.wake()
-        return await future
+        if self._link is None or self._closing:
+            future.set_result([])
+        else:
+            self._settle_waiters.append(future)
+            self.wake()
+        return future
 
     async def close(self) -> None:
         """Stop the supervisor and close every socket; safe to call more than once."""
@@ -337,8 +342,8 @@ class PubSubWebsocket:
                 if why == "reconnect" and await self._take_handover_slot(link):
                     log.info("node %d: server asked to reconnect; opening a new socket", self.id)
                     self._dispatch.event("pubsub_reconnecting", self, 0.0)
-                    if link.pinger is not None:
-                        link.pinger.cancel()
+                    assert link.pinger is not None
+                    link.pinger.cancel()
                     self._dedup.begin()
                     old, link = link, None
                     continue
@@ -488,10 +493,10 @@ class PubSubWebsocket:
             errors: list[tuple[list[str], str]] = []
             lost: Optional[BaseException] = None
             for result in results:
-                if isinstance(result, BaseException):
-                    if not isinstance(result, _LinkLost):
-                        raise result
+                if isinstance(result, _LinkLost):
                     lost = result
+                elif isinstance(result, BaseException):  # pragma: no cover - a bug
+                    raise result
                 elif result is not None:
                     errors.append(result)
             self._release_settle_waiters(errors, waiters)

@@ -125,6 +125,7 @@ class PubSubEmulator:
         self._refuse_until = 0.0
         self._refuse_status = 503
         self._listen_faults: list[str | None] = []
+        self._unlisten_faults: list[str] = []
         self._runner: web.AppRunner | None = None
         self._changed_event: asyncio.Event | None = None
         self._bound_port: int | None = None
@@ -291,6 +292,11 @@ class PubSubEmulator:
             await conn.ws.send_str(protocol.build_response(None, protocol.ERR_BADMESSAGE))
             return
         if isinstance(frame, protocol.Unlisten):
+            if self._unlisten_faults:
+                fault = self._unlisten_faults.pop(0)
+                log.info("connection %d UNLISTEN %s -> %s", conn.id, ", ".join(frame.topics), fault)
+                await conn.ws.send_str(protocol.build_response(frame.nonce, fault))
+                return
             for topic in frame.topics:
                 conn.topics.pop(topic, None)
             self._changed.set()
@@ -508,6 +514,13 @@ class PubSubEmulator:
             raise ValueError("count must not be negative")
         self._listen_faults.extend([error] * count)
         log.info("the next %d LISTEN(s) will get %s", count, error or "no answer")
+
+    def fail_next_unlistens(self, error: str, count: int = 1) -> None:
+        """Answer the next ``count`` UNLISTENs with ``error`` (the topics stay listened)."""
+        if count < 0:
+            raise ValueError("count must not be negative")
+        self._unlisten_faults.extend([error] * count)
+        log.info("the next %d UNLISTEN(s) will get %s", count, error)
 
     # ------------------------------------------------------------------ control API
 

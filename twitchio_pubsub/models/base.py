@@ -78,7 +78,9 @@ def parse_message(client: Client, topic: str, text: str) -> tuple[str, PubSubMes
     entry = _BY_TOPIC.get(topic)
     if entry is None:
         entry = _REGISTRY.get(topic.split(".", 1)[0], _GENERIC)
-        if len(_BY_TOPIC) < 10_000:
+        # Only topics the pool subscribed get here; the bounds keep the cache small
+        # (at most about 1 MB) whatever the topics are.
+        if len(_BY_TOPIC) < 5_000 and len(topic) <= 200:
             _BY_TOPIC[topic] = entry
     event, parser = entry
     model = parser(client, topic, data)
@@ -98,9 +100,7 @@ _MAX_DIGITS = 30
 
 def is_plain_int(value: Any) -> bool:
     """Whether ``value`` is a short string of ASCII digits (the hot path's fast check)."""
-    return (
-        type(value) is str and value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS
-    )
+    return type(value) is str and value.isascii() and value.isdigit() and len(value) <= _MAX_DIGITS
 
 
 def to_int(value: Any) -> Optional[int]:

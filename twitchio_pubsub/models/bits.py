@@ -93,7 +93,7 @@ class PubSubBitsMessage(PubSubMessage):
         self.total_bits_used: Optional[int] = total if type(total) is int else to_int(total)
         channel = get("channel_id")
         self.channel_id: int = (
-            int(channel) if is_plain_int(channel) else channel_id_of(channel, topic)
+            int(str(channel)) if is_plain_int(channel) else channel_id_of(channel, topic)
         )
         self.channel_name: Optional[str] = to_str(get("channel_name"))
         self.is_anonymous: bool = get("is_anonymous", data.get("is_anonymous")) is True

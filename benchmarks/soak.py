@@ -1,0 +1,310 @@
+"""A seeded fault soak: ``python benchmarks/soak.py --minutes 10 [--seed 1] [--json FILE]``.
+
+A pool holds ~100 topics (several tokens, several connections) on an embedded emulator
+that publishes a steady, numbered stream of bits events. Faults fire at random, one at
+a time, each followed by a wait until the pool holds every topic again:
+
+* ``reconnect``  server RECONNECT on one connection or on all of them
+* ``drop``       TCP abort of one connection (no close frame)
+* ``close``      a close frame on one connection
+* ``silence``    one connection stops answering PINGs
+* ``refuse``     handshakes refused (HTTP 503) for a while, then one connection dropped
+* ``revoke``     AUTH_REVOKED for one token; the pool's auth_fail_hook refreshes it
+* ``err_server`` the next re-LISTENs answer ERR_SERVER, then one connection dropped
+
+An event counts as *expected* when the emulator handed it to at least one socket (the
+topic was listened). Per fault type the report gives the expected events that never
+reached the handler, the duplicates, and the recovery time (fault to every topic
+listened again, p50/p99). Over the run it samples RSS, open file descriptors, tasks and
+sockets, and the peak of open sockets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import statistics
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import twitchio
+
+import twitchio_pubsub as tp
+from twitchio_pubsub.emulator import PubSubEmulator
+
+TOPICS = 100
+TOKENS = 10
+FAULTS = ("reconnect", "drop", "close", "silence", "refuse", "revoke", "err_server")
+
+
+def _rss_kib() -> int:
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return -1
+
+
+class RefreshingPool(tp.PubSubPool):
+    """Refreshes a revoked token (a new version of it) and subscribes again."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refreshes = 0
+
+    async def auth_fail_hook(self, topics: list[tp.Topic]) -> None:
+        self.refreshes += 1
+        group, version = (topics[0].token or "tok-0-v0").rsplit("-v", 1)
+        fresh = f"{group}-v{int(version) + 1}"
+        await self.subscribe_topics([topic.with_token(fresh) for topic in topics])
+
+
+class Soak:
+    def __init__(self, seconds: float, seed: int, rate: float) -> None:
+        self.seconds = seconds
+        self.rng = random.Random(seed)
+        self.rate = rate
+        self.published: dict[int, float] = {}  # seq -> publish time (delivered > 0)
+        self.received: Counter[int] = Counter()
+        self.faults: list[tuple[float, str]] = []
+        self.recovery: dict[str, list[float]] = defaultdict(list)
+        self.unrecovered: Counter[str] = Counter()
+        self.samples: list[dict[str, float]] = []
+        self.peak_sockets = 0
+
+    async def run(self) -> dict[str, Any]:
+        client = twitchio.Client(token="soak-bot")
+
+        @client.event()
+        async def event_pubsub_bits(event: tp.PubSubBitsMessage) -> None:
+            if event.bits_used is not None:
+                self.received[event.bits_used] += 1
+
+        async with PubSubEmulator(reconnect_grace=10.0) as emu:
+            pool = RefreshingPool(
+                client,
+                endpoint=emu.url,
+                max_connection_topics=20,
+                ping_interval=2.0,
+                pong_timeout=1.0,
+                listen_timeout=2.0,
+                connect_timeout=5.0,
+                backoff_base=0.2,
+                backoff_cap=2.0,
+                backoff_reset_after=5.0,
+                handover_delay=0.3,
+                rng=random.Random(self.rng.random()),
+            )
+            topics = [tp.bits(f"tok-{i % TOKENS}-v0")[i] for i in range(TOPICS)]
+            await pool.subscribe_topics(topics)
+            emu.peak_connections = 0
+            stop = asyncio.Event()
+            publisher = asyncio.ensure_future(self._publish(emu, stop))
+            sampler = asyncio.ensure_future(self._sample(emu, stop))
+            try:
+                await self._faults(emu, pool)
+            finally:
+                stop.set()
+                await publisher
+                await sampler
+            await asyncio.sleep(1.0)  # events still in flight
+            self.peak_sockets = emu.peak_connections
+            refreshes = pool.refreshes
+            await pool.close()
+        return self._report(refreshes)
+
+    async def _publish(self, emu: PubSubEmulator, stop: asyncio.Event) -> None:
+        seq = 0
+        interval = 1.0 / self.rate
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while not stop.is_set():
+            seq += 1
+            channel = seq % TOPICS
+            payload = {
+                "data": {
+                    "channel_id": str(channel),
+                    "bits_used": seq,
+                    "user_id": "1",
+                    "user_name": "soaker",
+                },
+                "message_id": f"soak-{seq}",
+                "version": "1.0",
+                "message_type": "bits_event",
+            }
+            if await emu.publish(f"channel-bits-events-v2.{channel}", payload):
+                self.published[seq] = loop.time()
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+    async def _sample(self, emu: PubSubEmulator, stop: asyncio.Event) -> None:
+        start = time.monotonic()
+        while not stop.is_set():
+            self.samples.append(
+                {
+                    "t": round(time.monotonic() - start, 1),
+                    "rss_kib": _rss_kib(),
+                    "fds": _fds(),
+                    "tasks": len(asyncio.all_tasks()),
+                    "sockets": len(emu.connections),
+                }
+            )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5.0)
+
+    async def _faults(self, emu: PubSubEmulator, pool: tp.PubSubPool) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        while loop.time() < deadline:
+            await asyncio.sleep(self.rng.uniform(0.3, 1.5))
+            kind = self.rng.choice(FAULTS)
+            conns = emu.connections
+            if not conns:
+                continue
+            target = self.rng.choice(conns).id
+            # The sockets that must have been replaced before the pool counts as recovered.
+            gone = {target}
+            started = loop.time()
+            self.faults.append((started, kind))
+            if kind == "reconnect":
+                everyone = self.rng.random() < 0.3
+                if everyone:
+                    gone = {c.id for c in conns}
+                await emu.send_reconnect(None if everyone else target)
+            elif kind == "drop":
+                emu.drop(target)
+            elif kind == "close":
+                await emu.close_connection(target)
+            elif kind == "silence":
+                emu.silence(target)
+            elif kind == "refuse":
+                emu.refuse_connections(self.rng.uniform(0.5, 3.0))
+                emu.drop(target)
+            elif kind == "revoke":
+                tokens = sorted({tok for c in conns for tok in c.topics.values() if tok})
+                gone = set()
+                await emu.revoke_token(self.rng.choice(tokens))
+            else:
+                emu.fail_next_listens("ERR_SERVER", self.rng.randint(1, 3))
+                emu.drop(target)
+            try:
+                await emu.wait_until(lambda gone=gone: self._recovered(emu, pool, gone), 30.0)
+                self.recovery[kind].append(loop.time() - started)
+            except asyncio.TimeoutError:
+                self.unrecovered[kind] += 1
+            emu.fail_next_listens("ERR_SERVER", 0)
+
+    @staticmethod
+    def _recovered(emu: PubSubEmulator, pool: tp.PubSubPool, gone: set[int]) -> bool:
+        conns = emu.connections
+        if gone & {c.id for c in conns}:
+            return False
+        listened = {t for c in conns for t in c.topics}
+        return len(listened) == TOPICS and all(n.connected for n in pool.nodes)
+
+    def _report(self, refreshes: int) -> dict[str, Any]:
+        times = [t for t, _ in self.faults]
+
+        def cause(at: float) -> str:
+            import bisect
+
+            index = bisect.bisect_right(times, at) - 1
+            return self.faults[index][1] if index >= 0 else "none"
+
+        lost: Counter[str] = Counter()
+        for seq, at in self.published.items():
+            if not self.received.get(seq):
+                lost[cause(at)] += 1
+        duplicates: Counter[str] = Counter()
+        for seq, count in self.received.items():
+            if count > 1:
+                duplicates[cause(self.published.get(seq, 0.0))] += count - 1
+        fired = Counter(kind for _, kind in self.faults)
+        per_fault = {}
+        for kind in ("none", *FAULTS):
+            rec = sorted(self.recovery.get(kind, []))
+            per_fault[kind] = {
+                "fired": fired.get(kind, 0),
+                "lost": lost.get(kind, 0),
+                "duplicates": duplicates.get(kind, 0),
+                "recovery_p50_s": round(statistics.median(rec), 3) if rec else None,
+                "recovery_p99_s": round(rec[min(len(rec) - 1, int(len(rec) * 0.99))], 3)
+                if rec
+                else None,
+                "unrecovered": self.unrecovered.get(kind, 0),
+            }
+        return {
+            "seconds": self.seconds,
+            "expected_events": len(self.published),
+            "received_events": sum(self.received.values()),
+            "lost": sum(lost.values()),
+            "duplicates": sum(duplicates.values()),
+            "token_refreshes": refreshes,
+            "peak_sockets": self.peak_sockets,
+            "per_fault": per_fault,
+            "samples": self.samples,
+        }
+
+
+def _print(report: dict[str, Any]) -> None:
+    print(
+        f"soak: {report['seconds'] / 60:.1f} min, {report['expected_events']} events expected, "
+        f"{report['received_events']} received, {report['lost']} lost, "
+        f"{report['duplicates']} duplicates, {report['token_refreshes']} token refreshes"
+    )
+    print(f"{'fault':<12}{'fired':>7}{'lost':>7}{'dups':>7}{'p50 s':>9}{'p99 s':>9}{'stuck':>7}")
+    for kind, row in report["per_fault"].items():
+        p50 = "-" if row["recovery_p50_s"] is None else f"{row['recovery_p50_s']:.3f}"
+        p99 = "-" if row["recovery_p99_s"] is None else f"{row['recovery_p99_s']:.3f}"
+        print(
+            f"{kind:<12}{row['fired']:>7}{row['lost']:>7}{row['duplicates']:>7}"
+            f"{p50:>9}{p99:>9}{row['unrecovered']:>7}"
+        )
+    samples = report["samples"]
+    if samples:
+        print(f"peak sockets: {report['peak_sockets']}")
+        for key in ("rss_kib", "fds", "tasks", "sockets"):
+            values = [s[key] for s in samples]
+            print(
+                f"{key:<8} first {values[0]:>8}  last {values[-1]:>8}  "
+                f"min {min(values):>8}  max {max(values):>8}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=200.0, help="events per second")
+    parser.add_argument("--json", type=Path, help="also write the report here")
+    parser.add_argument("--log", action="store_true", help="show the library's warnings")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING if args.log else logging.CRITICAL)
+    report = asyncio.run(Soak(args.minutes * 60, args.seed, args.rate).run())
+    _print(report)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
