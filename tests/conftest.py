@@ -10,8 +10,9 @@ import pytest
 
 from twitchio_pubsub.emulator import PubSubEmulator
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-SAMPLES_DIR = SHARED / "protocol" / "samples"
+#: Real PubSub payloads (copied from the protocol notes), shipped with the tests so that
+#: a clone of the repository needs nothing beside it.
+SAMPLES_DIR = Path(__file__).resolve().parent / "data" / "samples"
 
 
 @pytest.fixture

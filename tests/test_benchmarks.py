@@ -44,3 +44,30 @@ async def test_harness_smoke(tmp_path: Path) -> None:
         assert run["median_events_per_s"] > 0 and len(run["runs"]) == 1
     assert results["pool"]["reconfirmed_topics"] == results["pool"]["topics"] == 20
     assert results["latency"]["events"] == 200
+
+
+async def test_soak_smoke(tmp_path: Path) -> None:
+    """A few seconds of the fault soak: its report holds together and nothing is doubled."""
+    out_file = tmp_path / "soak.json"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(BENCH.parent / "soak.py"),
+        "--minutes",
+        "0.08",
+        "--seed",
+        "3",
+        "--json",
+        str(out_file),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode == 0, err.decode()
+    assert "duplicates" in out.decode() and "peak sockets" in out.decode()
+    report = json.loads(out_file.read_text())
+    assert report["expected_events"] > 100
+    assert report["duplicates"] == 0
+    assert report["per_fault"]["reconnect"]["lost"] == 0
+    assert sum(row["fired"] for row in report["per_fault"].values()) >= 1
+    assert all(row["unrecovered"] == 0 for row in report["per_fault"].values())
+    assert report["peak_sockets"] <= 6  # 5 nodes + one hand-over at a time

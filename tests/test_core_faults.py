@@ -345,3 +345,25 @@ async def test_whisper_payload_errors_do_not_stop_other_topics(
         await rec.wait("pubsub_bits")
         (err,) = await rec.wait("pubsub_error")
         assert err.topic == "whispers.2"
+
+
+async def test_silent_socket_is_replaced_make_before_break(
+    client: Any, emulator: PubSubEmulator
+) -> None:
+    rec = Recorder(client, "pubsub_bits")
+    async with make_pool(client, emulator, ping_interval=0.2, pong_timeout=0.2) as pool:
+        await pool.subscribe_topics([tp.bits(TOKEN)[1]])
+        first = {c.id for c in emulator.connections}
+        emulator.silence()
+        sent: list[int] = []
+        n = 0
+        while first & {c.id for c in emulator.connections}:
+            n += 1
+            payload = {"data": {"channel_id": "1", "bits_used": n, "user_id": "9"}}
+            if await emulator.publish("channel-bits-events-v2.1", payload):
+                sent.append(n)
+            await asyncio.sleep(0.005)
+        await wait_replaced(emulator, first, 1)
+        got = await rec.wait("pubsub_bits", len(sent))
+        assert sorted({e.bits_used for e in got}) == sent and len(got) == len(sent)
+        assert emulator.peak_connections == 2 and pool.nodes[0].reconnects == 1

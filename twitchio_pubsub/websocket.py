@@ -41,6 +41,9 @@ _HAS_WS_TIMEOUT = hasattr(aiohttp, "ClientWSTimeout")  # aiohttp >= 3.10
 _node_ids = itertools.count(1)
 #: Frames handled before the reader yields to the event loop, whatever they are.
 _READ_BATCH = 64
+#: Why a socket is replaced, when it may stay open until the new one is listening.
+_RECONNECT = "the server asked to reconnect"
+_NO_PONG = "no PONG within the timeout"
 _CONNECT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError)
 #: The day Twitch switched third-party PubSub off.
 RETIRED_ON = "2025-04-14"
@@ -339,8 +342,8 @@ class PubSubWebsocket:
                 if handover is not None:
                     await wait_finished(handover)
                     handover = None
-                if why == "reconnect" and await self._take_handover_slot(link):
-                    log.info("node %d: server asked to reconnect; opening a new socket", self.id)
+                if await self._keep_for_handover(link, why):
+                    log.info("node %d: %s; opening a new socket before closing it", self.id, why)
                     self._dispatch.event("pubsub_reconnecting", self, 0.0)
                     assert link.pinger is not None
                     link.pinger.cancel()
@@ -398,6 +401,21 @@ class PubSubWebsocket:
         self._fail_pending(link)
         await link.close()
 
+    async def _keep_for_handover(self, link: _Link, why: str) -> bool:
+        """Whether the old socket stays open (and reading) while a new one is made.
+
+        After RECONNECT the node waits for the pool's hand-over slot. After a missing
+        PONG it takes the slot only if it is free at once: the socket may be dead, or
+        merely silent while events still arrive on it.
+        """
+        if why == _RECONNECT:
+            return await self._take_handover_slot(link)
+        slot = self._owner.handover_slot()
+        if why == _NO_PONG and link.alive and not slot.locked():
+            await slot.acquire()  # free: returns without suspending
+            return True
+        return False
+
     async def _take_handover_slot(self, link: _Link) -> bool:
         """Wait for the pool's hand-over slot; ``False`` if the old socket died first."""
         slot = self._owner.handover_slot()
@@ -438,9 +456,9 @@ class PubSubWebsocket:
                 code = link.ws.close_code
                 return f"connection lost (close code {code})" if code else "connection lost"
             if link.reconnect:
-                return "reconnect"
+                return _RECONNECT
             if link.pinger.done():
-                return "no PONG within the timeout"
+                return _NO_PONG
             if self._wake_pending or self._settle_waiters:
                 try:
                     await self._reconcile(link)
