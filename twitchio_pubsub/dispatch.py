@@ -42,7 +42,11 @@ class Dispatcher:
             log.warning("could not model a message on %s: %s: %s", topic, type(exc).__name__, exc)
             self.error(
                 PubSubErrorEvent(
-                    "payload could not be modelled", topic=topic, raw=text, exception=exc
+                    "payload could not be modelled",
+                    topic=topic,
+                    raw=text,
+                    exception=exc,
+                    type="PAYLOAD",
                 )
             )
             return

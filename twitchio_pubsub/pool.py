@@ -118,6 +118,15 @@ class _Owner:
     def reconnected(self, node: Node) -> asyncio.Task[None]:
         return self._pool._reconnected(node)
 
+    async def subscribe(self, node: Node, topics: list[Topic]) -> None:
+        await self._pool._subscribe(topics, "subscribe_topics", node)
+
+    async def unsubscribe(self, topics: list[Topic]) -> None:
+        await self._pool.unsubscribe_topics(topics)
+
+    async def disconnect(self, node: Node) -> None:
+        await self._pool._disconnect(node)
+
 
 class PubSubPool:
     """The pool that manages connections to the PubSub server and spreads topics over them.
@@ -239,6 +248,12 @@ class PubSubPool:
         return [node for node in self._nodes if isinstance(node, PubSubWebsocket)]
 
     @property
+    def _pool(self) -> list[PubSubWebsocket]:
+        # twitchio.ext.pubsub kept its nodes here, and bots reach for it to shut down
+        # (``for node in pool._pool: await node.disconnect()``).
+        return self.nodes
+
+    @property
     def topics(self) -> list[Topic]:
         """Every topic subscribed or being subscribed, across all connections."""
         return [record.topic for record in self._records.values()]
@@ -295,10 +310,8 @@ class PubSubPool:
             if error == protocol.ERR_BADAUTH:
                 self._spawn(self._run_auth_fail_hook(dropped), "pubsub-auth-fail-hook")
             else:
+                # The node dispatched the error response as pubsub_error already.
                 log.warning("the server refused to LISTEN again (%s): %s", error, _names(dropped))
-                self._dispatcher.error(
-                    PubSubErrorEvent("re-LISTEN refused", error=error, topics=dropped)
-                )
         self._retire_if_empty(node)
         return kept
 
@@ -315,6 +328,14 @@ class PubSubPool:
                     revoked.append(record.topic)
         if revoked:
             log.info("AUTH_REVOKED for %s", _names(revoked))
+            self._dispatcher.error(
+                PubSubErrorEvent(
+                    "authorization revoked",
+                    error=protocol.ERR_BADAUTH,
+                    topics=revoked,
+                    type="AUTH_REVOKED",
+                )
+            )
             self._spawn(self._run_auth_fail_hook(revoked), "pubsub-auth-fail-hook")
         self._retire_if_empty(node)
 
@@ -358,8 +379,11 @@ class PubSubPool:
         Subscribes to a list of topics.
 
         Returns once the server has confirmed every LISTEN. Topics already subscribed
-        are skipped; a topic being subscribed by another call shares that call's
-        outcome. Topics whose token the server rejects (``ERR_BADAUTH``) are handed to
+        with the same token are skipped; a topic being subscribed by another call shares
+        that call's outcome. A topic already subscribed with *another* token moves to
+        the token given here (the way to refresh an expired token): it is LISTENed again
+        with the new token on the same connection, without a gap or a duplicate event.
+        Topics whose token the server rejects (``ERR_BADAUTH``) are handed to
         :meth:`auth_fail_hook` instead of raising.
 
         Cancelling the call withdraws the topics it added that the server has not
@@ -387,7 +411,10 @@ class PubSubPool:
         PoolClosed
             The pool was closed.
         """
-        checked = self._check_topics(topics, "subscribe_topics")
+        await self._subscribe(topics, "subscribe_topics")
+
+    async def _subscribe(self, topics: object, verb: str, node: Optional[Node] = None) -> None:
+        checked = self._check_topics(topics, verb)
         for topic in checked:
             if not isinstance(topic.token, str):
                 raise TypeError(f"{topic!r} has no token; the token must be a str")
@@ -403,10 +430,13 @@ class PubSubPool:
             record = self._records.get(topic.present or "")
             if record is None:
                 new.append(topic)
-            elif record.future is not None and not record.future.done():
+                continue
+            if record.topic.token != topic.token:
+                self._move_token(record, topic, loop)
+            if record.future is not None and not record.future.done():
                 waits.append((record, record.future))
         if new:
-            waits.extend(self._place(new, loop))
+            waits.extend(self._place(new, loop, node))
         if not waits:
             return
         for record, _ in waits:
@@ -433,13 +463,27 @@ class PubSubPool:
             raise self._failure(failures)
 
     def _place(
-        self, topics: list[Topic], loop: asyncio.AbstractEventLoop
+        self, topics: list[Topic], loop: asyncio.AbstractEventLoop, target: Optional[Node] = None
     ) -> list[tuple[_Record, asyncio.Future[_Outcome]]]:
-        """Assign new topics to nodes (no await: nothing can interleave)."""
+        """Assign new topics to nodes (no await: nothing can interleave).
+
+        With ``target`` (a node's own ``subscribe_topics``) they all go to that node.
+        """
         settings = self._settings
         cap = settings.max_connection_topics
         free = [cap - len(self._assigned.get(node, ())) for node in self._nodes]
-        placements = plan(free, settings.max_pool_size - len(self._nodes), cap, len(topics))
+        placements: Optional[list[tuple[Optional[int], int]]]
+        if target is None:
+            placements = plan(free, settings.max_pool_size - len(self._nodes), cap, len(topics))
+        elif target not in self._nodes:
+            raise PoolClosed(f"node {target.id} was closed", topics=topics)
+        elif free[self._nodes.index(target)] < len(topics):
+            raise ValueError(
+                f"{len(topics)} topic(s) do not fit on node {target.id}: it holds "
+                f"{cap - free[self._nodes.index(target)]} of at most {cap}"
+            )
+        else:
+            placements = [(self._nodes.index(target), len(topics))]
         if placements is None:
             free_total = sum(max(room, 0) for room in free)
             room_for = max(settings.max_pool_size - len(self._nodes), 0)
@@ -469,6 +513,21 @@ class PubSubPool:
             node.start()
             node.wake()
         return waits
+
+    def _move_token(self, record: _Record, topic: Topic, loop: asyncio.AbstractEventLoop) -> None:
+        """A held topic is subscribed again with another token: move it to that token.
+
+        The node LISTENs with the new token on the same socket (the server then holds
+        the topic under it; no UNLISTEN, so no event is lost or doubled), and every
+        later socket uses the new token.
+        """
+        key = topic.present or ""
+        record.topic = topic
+        self._assigned[record.node][key] = topic
+        if record.future is None or record.future.done():
+            record.future = loop.create_future()
+            record.since = loop.time()
+        record.node.wake()
 
     def _new_node(self) -> Node:
         node = PubSubWebsocket(
@@ -584,6 +643,15 @@ class PubSubPool:
                 error=failed[0][1],
             )
 
+    async def _disconnect(self, node: Node) -> None:
+        """A node's own ``disconnect()``: its topics leave the pool and it closes."""
+        for record in list(self._records.values()):
+            if record.node is node:
+                self._remove(record)
+                record.resolve(WITHDRAWN)
+        self._retire_if_empty(node)
+        await node.close()
+
     def _remove(self, record: _Record) -> None:
         key = record.topic.present or ""
         if self._records.get(key) is record:
@@ -635,7 +703,8 @@ class PubSubPool:
         subscribe again. The topics have already been removed from the pool and are
         **not** resubscribed automatically: call :meth:`subscribe_topics` yourself.
 
-        The default logs a warning naming the topics and dispatches ``pubsub_error``.
+        A ``pubsub_error`` event naming the topics and the error was dispatched before
+        the hook is called. The default logs a warning naming the topics.
 
         Example::
 
@@ -652,9 +721,6 @@ class PubSubPool:
             The topics that lost their authorization; usually they share one token.
         """
         log.warning("authorization failed for %d topic(s): %s", len(topics), _names(topics))
-        self._dispatcher.error(
-            PubSubErrorEvent("authorization failed", error=protocol.ERR_BADAUTH, topics=topics)
-        )
 
     async def reconnect_hook(self, node: PubSubWebsocket, topics: list[Topic]) -> list[Topic]:
         """|coro|
@@ -691,7 +757,7 @@ class PubSubPool:
         except Exception as exc:
             log.exception("auth_fail_hook raised")
             self._dispatcher.error(
-                PubSubErrorEvent("auth_fail_hook raised", topics=topics, exception=exc)
+                PubSubErrorEvent("auth_fail_hook raised", topics=topics, exception=exc, type="HOOK")
             )
 
     async def _apply_reconnect_hook(self, node: Node) -> None:
@@ -706,7 +772,10 @@ class PubSubPool:
             log.exception("reconnect_hook raised; keeping the node's topics")
             self._dispatcher.error(
                 PubSubErrorEvent(
-                    "reconnect_hook raised", topics=list(before.values()), exception=exc
+                    "reconnect_hook raised",
+                    topics=list(before.values()),
+                    exception=exc,
+                    type="HOOK",
                 )
             )
             return
@@ -747,7 +816,9 @@ class PubSubPool:
                 _names(overflow),
             )
             self._dispatcher.error(
-                PubSubErrorEvent("reconnect_hook returned too many topics", topics=overflow)
+                PubSubErrorEvent(
+                    "reconnect_hook returned too many topics", topics=overflow, type="HOOK"
+                )
             )
         if not self._retire_if_empty(node):
             node.wake()
@@ -764,6 +835,7 @@ class PubSubPool:
                     f"reconnect_hook returned {type(result).__name__}, not an iterable of "
                     "Topic; the node's topics were kept",
                     topics=shown,
+                    type="HOOK",
                 )
             )
             return None
@@ -784,7 +856,8 @@ class PubSubPool:
             self._dispatcher.error(
                 PubSubErrorEvent(
                     f"reconnect_hook returned {len(bad)} item(s) that are not complete "
-                    "Topic objects with a token; they were ignored"
+                    "Topic objects with a token; they were ignored",
+                    type="HOOK",
                 )
             )
         return returned

@@ -101,6 +101,15 @@ class NodeOwner(Protocol):
     def reconnected(self, node: Node) -> asyncio.Task[None]:
         """``node`` has a new connection: run the reconnect hook (in the owner's task)."""
 
+    async def subscribe(self, node: Node, topics: list[Topic]) -> None:
+        """Subscribe ``topics`` on ``node`` (a node method called by user code)."""
+
+    async def unsubscribe(self, topics: list[Topic]) -> None:
+        """Unsubscribe ``topics`` (a node method called by user code)."""
+
+    async def disconnect(self, node: Node) -> None:
+        """Drop every topic of ``node`` and close it (a node method called by user code)."""
+
 
 async def wait_finished(task: asyncio.Future[None]) -> None:
     """Wait for ``task`` to finish without taking on its cancellation or its error.

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import logging
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 import aiohttp
@@ -22,16 +23,17 @@ import aiohttp
 from . import protocol
 from .backoff import Backoff
 from .dedup import Deduplicator
+from .errors import ConnectionFailure
 from .logs import RateLimitedLog
 from .models.base import PubSubErrorEvent
 from .settings import Settings
+from .topics import Topic
 from .transport import NodeOwner, wait_finished
 
 if TYPE_CHECKING:
     from twitchio import Client
 
     from .dispatch import Dispatcher
-    from .topics import Topic
 
 __all__ = ("PubSubWebsocket", "describe_connect_failure")
 
@@ -180,6 +182,9 @@ class PubSubWebsocket:
         self._confirmed: dict[str, Optional[str]] = {}
         self._link: Optional[_Link] = None
         self._ready = False
+        self._state_waiters: list[asyncio.Future[None]] = []
+        #: Set when a PONG arrives, cleared when a PING goes out (as in the reference).
+        self.timeout = asyncio.Event()
         self._wake_pending = False
         self._settle_waiters: list[asyncio.Future[list[tuple[list[str], str]]]] = []
         self._pending: dict[str, tuple[asyncio.Future[protocol.Response], _Link]] = {}
@@ -279,7 +284,140 @@ class PubSubWebsocket:
             if first:  # cancel once: a second cancel would cut the sockets' clean-up short
                 task.cancel()
             await wait_finished(task)
-        self._ready = False
+        self._set_ready(False)
+
+    def _set_ready(self, ready: bool) -> None:
+        self._ready = ready
+        waiters, self._state_waiters = self._state_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait_state(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``predicate()`` holds, checking on every connect or disconnect."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._closing:
+                return False
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._state_waiters.append(waiter)
+            await asyncio.wait((waiter,), timeout=remaining)
+        return True
+
+    # ------------------------------------------------------------------ reference surface
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pool's HTTP session, which every node's sockets use."""
+        return self._owner.session()
+
+    @property
+    def connection(self) -> Optional[aiohttp.ClientWebSocketResponse]:
+        """The current websocket, or ``None`` while connecting."""
+        link = self._link
+        return link.ws if link is not None else None
+
+    async def connect(self) -> None:
+        """|coro|
+
+        Connect this node if it is not connected, and wait until its topics are
+        listened. Nodes connect by themselves; this is for code written for the
+        reference, which called it.
+
+        Raises
+        ------
+        ConnectionFailure
+            No connection within ``connect_timeout``; the message names the cause.
+        """
+        if self._closing:
+            raise ConnectionFailure("this node was closed; subscribe through the pool")
+        self.start()
+        if not await self._wait_state(lambda: self.connected, self._settings.connect_timeout):
+            raise ConnectionFailure(self.describe_failure())
+
+    async def disconnect(self) -> None:
+        """|coro|
+
+        Close this connection for good. Its topics leave the pool (as if unsubscribed)
+        and the pool forgets the node.
+        """
+        await self._owner.disconnect(self)
+
+    async def reconnect(self) -> None:
+        """|coro|
+
+        Replace the socket now, as a server RECONNECT would: a new socket is opened,
+        :meth:`PubSubPool.reconnect_hook` runs, the topics are listened on it, and only
+        then is the old one closed. Returns once the new socket is connected (or at
+        once if the node is connecting anyway).
+        """
+        link = self._link
+        if link is None or self._closing or not self._ready:
+            return
+        before = self.reconnects
+        link.reconnect = True
+        link.signal.set()
+        limit = self._settings.connect_timeout + self._settings.listen_timeout
+        await self._wait_state(lambda: self.reconnects > before and self.connected, limit)
+
+    async def subscribe_topics(self, topics: list[Topic]) -> None:
+        """|coro|
+
+        Subscribe ``topics`` on this node, through its pool (which stays the one record
+        of what is where).
+
+        Raises
+        ------
+        ValueError
+            They do not fit on this node.
+        """
+        await self._owner.subscribe(self, topics)
+
+    async def unsubscribe_topic(self, topics: list[Topic]) -> None:
+        """|coro|
+
+        Unsubscribe ``topics``, which must be on this node, through its pool.
+
+        Raises
+        ------
+        ValueError
+            A topic is not subscribed on this node.
+        """
+        missing = [t for t in topics if not isinstance(t, Topic) or t.present not in self._wanted]
+        if missing:
+            raise ValueError(
+                f"not subscribed on node {self.id}: " + ", ".join(repr(t) for t in missing)
+            )
+        await self._owner.unsubscribe(topics)
+
+    async def send(self, data: dict[str, Any]) -> None:
+        """|coro|
+
+        Send a frame (a JSON object) on the current socket, e.g. ``{"type": "PING"}``.
+
+        LISTEN and UNLISTEN are refused here: the pool would not know about them. Use
+        :meth:`subscribe_topics` and :meth:`unsubscribe_topic`.
+
+        Raises
+        ------
+        ValueError
+            ``data`` is a LISTEN or UNLISTEN.
+        ConnectionFailure
+            The node has no socket right now.
+        """
+        if not isinstance(data, dict):
+            raise TypeError(f"send takes a dict, not {type(data).__name__}")
+        if data.get("type") in ("LISTEN", "UNLISTEN"):
+            raise ValueError(
+                "LISTEN and UNLISTEN go through subscribe_topics / unsubscribe_topic, so "
+                "that the pool knows what this node holds"
+            )
+        link = self._link
+        if link is None or not link.alive:
+            raise ConnectionFailure(f"node {self.id} has no connection right now")
+        await link.ws.send_str(json.dumps(data))
 
     # ------------------------------------------------------------------ supervisor
 
@@ -319,7 +457,7 @@ class PubSubWebsocket:
                     await self._sleep(backoff.next_delay(), f"subscribing failed ({exc})")
                     continue
                 first = False
-                self._ready = True
+                self._set_ready(True)
                 self._down_since = None
                 link.pinger = loop.create_task(
                     self._ping(link), name=f"pubsub-node-{self.id}-pinger-{link.id}"
@@ -333,7 +471,7 @@ class PubSubWebsocket:
                     old = None
                 started = loop.time()
                 why = await self._serve(link)
-                self._ready = False
+                self._set_ready(False)
                 self._down_since = loop.time()
                 self._link = None
                 self._release_settle_waiters([])
@@ -355,7 +493,7 @@ class PubSubWebsocket:
                 self._dedup.reset()
                 await self._sleep(backoff.next_delay(), why)
         finally:
-            self._ready = False
+            self._set_ready(False)
             self._link = None
             self._release_settle_waiters([])
             if handover is not None:
@@ -527,7 +665,7 @@ class PubSubWebsocket:
         keys = [topic.present or "" for topic in group]
         attempt = 0
         while True:
-            error = await self._request(link, "LISTEN", keys, token)
+            error = await self._request(link, "LISTEN", keys, token, group)
             if error != protocol.ERR_SERVER or attempt >= self._settings.listen_retries:
                 break
             attempt += 1
@@ -572,7 +710,19 @@ class PubSubWebsocket:
                 if not future.done():
                     future.set_exception(_LinkLost("connection lost"))
 
-    async def _request(self, link: _Link, kind: str, keys: list[str], token: Optional[str]) -> str:
+    async def _request(
+        self,
+        link: _Link,
+        kind: str,
+        keys: list[str],
+        token: Optional[str],
+        topics: Optional[list[Topic]] = None,
+    ) -> str:
+        """Send a LISTEN or UNLISTEN and wait for its answer: ``""`` or an error code.
+
+        Every answer is also dispatched, as the reference does: ``pubsub_nonce`` with the
+        response for a success, ``pubsub_error`` for an error.
+        """
         if not link.alive:
             raise _LinkLost("connection lost")
         if kind == "LISTEN":
@@ -599,6 +749,21 @@ class PubSubWebsocket:
                 return "timeout"
         finally:
             self._pending.pop(nonce, None)
+        if response.error:
+            self._dispatch.error(
+                PubSubErrorEvent(
+                    f"the server refused {kind} of {', '.join(keys)}",
+                    error=response.error,
+                    nonce=response.nonce,
+                    topic=keys[0] if len(keys) == 1 else None,
+                    topics=list(topics or ()),
+                    type="RESPONSE",
+                )
+            )
+        else:
+            self._dispatch.event(
+                "pubsub_nonce", {"type": "RESPONSE", "error": "", "nonce": response.nonce}
+            )
         return response.error
 
     # ------------------------------------------------------------------ reading
@@ -658,7 +823,9 @@ class PubSubWebsocket:
                     self.id,
                     len(msg.data),
                 )
-                self._dispatch.error(PubSubErrorEvent("unexpected binary frame"))
+                self._dispatch.error(
+                    PubSubErrorEvent("unexpected binary frame", type="INVALID_FRAME")
+                )
             # PING/PONG control frames are answered by aiohttp itself.
 
     def _read_error(self, link: _Link, error: object) -> None:
@@ -670,7 +837,10 @@ class PubSubWebsocket:
                 limit,
             )
             self._dispatch.error(
-                PubSubErrorEvent(f"frame too large (over max_message_size={limit} bytes)")
+                PubSubErrorEvent(
+                    f"frame too large (over max_message_size={limit} bytes)",
+                    type="INVALID_FRAME",
+                )
             )
         else:
             log.warning("node %d: socket %d error: %s", self.id, link.id, error)
@@ -682,12 +852,18 @@ class PubSubWebsocket:
                 log.debug("node %d: RESPONSE for unknown nonce %s", self.id, frame.nonce)
                 if frame.error:
                     self._dispatch.error(
-                        PubSubErrorEvent("unsolicited error response", error=frame.error)
+                        PubSubErrorEvent(
+                            "unsolicited error response",
+                            error=frame.error,
+                            nonce=frame.nonce,
+                            type="RESPONSE",
+                        )
                     )
             elif not entry[0].done():
                 entry[0].set_result(frame)
         elif isinstance(frame, protocol.Pong):
             link.pong.set()
+            self.timeout.set()
         elif isinstance(frame, protocol.Reconnect):
             link.reconnect = True
             link.signal.set()
@@ -704,7 +880,11 @@ class PubSubWebsocket:
                 self.id,
                 frame.reason,
             )
-            self._dispatch.error(PubSubErrorEvent(f"invalid frame: {frame.reason}", raw=frame.raw))
+            self._dispatch.error(
+                PubSubErrorEvent(
+                    f"invalid frame: {frame.reason}", raw=frame.raw, type="INVALID_FRAME"
+                )
+            )
 
     # ------------------------------------------------------------------ pinging
 
@@ -721,6 +901,7 @@ class PubSubWebsocket:
             # Jitter downwards only, so the configured interval is never exceeded.
             await asyncio.sleep(settings.ping_interval * self._rng.uniform(0.9, 1.0))
             link.pong.clear()
+            self.timeout.clear()
             sent = loop.time()
             try:
                 await link.ws.send_str(protocol.build_ping())

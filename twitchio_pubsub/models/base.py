@@ -307,26 +307,41 @@ class PubSubMessage:
 class PubSubErrorEvent:
     """What the ``pubsub_error`` event carries.
 
-    It is dispatched for frames or payloads that could not be handled, for LISTENs the
-    server refused while reconnecting, and for topics whose authorization failed.
+    It is dispatched for every error response to a LISTEN or UNLISTEN (before
+    :meth:`~twitchio_pubsub.PubSubPool.auth_fail_hook` runs for ``ERR_BADAUTH``), for
+    revoked authorizations, for frames or payloads that could not be handled, and for
+    errors in your hooks.
+
+    It also reads like the dict ``twitchio.ext.pubsub`` dispatched for error responses:
+    ``event["error"]``, ``event["nonce"]`` and ``event["type"]`` work, as do ``in`` and
+    :meth:`get`.
 
     Attributes
     ----------
     reason: :class:`str`
         A short description of what went wrong.
-    topic: Optional[:class:`str`]
-        The topic string involved, when there is a single one.
-    raw: Optional[:class:`str`]
-        The raw frame or payload text, when one was received.
+    type: :class:`str`
+        ``"RESPONSE"`` for an error response from the server, otherwise what kind of
+        problem it is (``"AUTH_REVOKED"``, ``"INVALID_FRAME"``, ``"PAYLOAD"``,
+        ``"HOOK"``, ``"CONNECTION"``).
     error: Optional[:class:`str`]
         Twitch's error code (``ERR_BADAUTH``, ...), when the server sent one.
+    nonce: Optional[:class:`str`]
+        The nonce of the request the server answered, for error responses.
+    topic: Optional[:class:`str`]
+        The topic string involved, when there is a single one.
     topics: List[:class:`Topic`]
         The topics affected (for example those whose authorization failed).
+    raw: Optional[:class:`str`]
+        The raw frame or payload text, when one was received.
     exception: Optional[:class:`BaseException`]
         The exception raised while handling, if any.
     """
 
-    __slots__ = ("error", "exception", "raw", "reason", "topic", "topics")
+    __slots__ = ("error", "exception", "nonce", "raw", "reason", "topic", "topics", "type")
+
+    #: The keys that item access (``event["error"]``) understands.
+    KEYS = ("type", "error", "nonce", "topic", "topics", "reason", "raw")
 
     def __init__(
         self,
@@ -337,6 +352,8 @@ class PubSubErrorEvent:
         error: Optional[str] = None,
         topics: Optional[list[Topic]] = None,
         exception: Optional[BaseException] = None,
+        nonce: Optional[str] = None,
+        type: str = "ERROR",
     ) -> None:
         self.reason = reason
         self.topic = topic
@@ -344,9 +361,23 @@ class PubSubErrorEvent:
         self.error = error
         self.topics: list[Topic] = topics or []
         self.exception = exception
+        self.nonce = nonce
+        self.type = type
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self.KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.KEYS
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Return ``self[key]``, or ``default`` for a key it does not have."""
+        return getattr(self, key) if key in self.KEYS else default
 
     def __repr__(self) -> str:
-        parts = [f"reason={self.reason!r}"]
+        parts = [f"type={self.type!r}", f"reason={self.reason!r}"]
         if self.error:
             parts.append(f"error={self.error!r}")
         if self.topic:
