@@ -39,7 +39,7 @@ async def test_quick_example(emulator: PubSubEmulator) -> None:
     assert proc.returncode == 0, err.decode()
     lines = out.decode().splitlines()
     assert "bits: cheerfan cheered 77" in lines
-    assert "channel points: pointsfan redeemed Hydrate" in lines
+    assert "channel points: PointsFan redeemed Hydrate" in lines
 
 
 async def test_token_refresh_pool_example() -> None:

@@ -188,12 +188,12 @@ def test_bare_reward_still_becomes_a_custom_reward() -> None:
             "badge_entitlement.old",
             1,
         ),
-        ("channel-subscribe-events-v1.1", {"sub_message": None, "context": "sub"}, "emotes", []),
+        ("channel-subscribe-events-v1.1", {"sub_message": None, "context": "sub"}, "emotes", None),
         (
             "chat_moderator_actions.1.2",
             {"type": "moderation_action", "data": {"args": None}},
             "args",
-            [],
+            None,
         ),
         (
             "whispers.1",

@@ -37,9 +37,11 @@ async def test_bits_event_reaches_handler(client: Any, emulator: PubSubEmulator)
         (event,) = await rec.wait("pubsub_bits")
         assert isinstance(event, tp.PubSubBitsMessage)
         assert event.bits_used == 250 and event.channel_id == 12345
-        assert event.topic == "channel-bits-events-v2.12345"
+        assert event.topic == "channel-bits-events-v2"
+        assert event.full_topic == "channel-bits-events-v2.12345"
         (generic,) = await rec.wait("pubsub_message")
-        assert generic is event
+        assert type(generic) is tp.PubSubMessage and generic.topic == event.full_topic
+        assert generic.data == event.data
 
 
 async def test_endpoint_defaults_to_class_attribute(
@@ -572,7 +574,7 @@ async def test_wait_for_pubsub_message_works(client: Any, emulator: PubSubEmulat
         await asyncio.sleep(0)
         await emulator.trigger("bits", 1, bits_used=11)
         (event,) = await waiter
-        assert isinstance(event, tp.PubSubBitsMessage) and event.bits_used == 11
+        assert type(event) is tp.PubSubMessage and event.data["data"]["bits_used"] == 11
 
 
 async def test_subclass_handler_for_pubsub_message(emulator: PubSubEmulator) -> None:
@@ -591,7 +593,8 @@ async def test_subclass_handler_for_pubsub_message(emulator: PubSubEmulator) -> 
         await emulator.trigger("bits", 1)
         (event,) = await rec.wait("pubsub_bits")
         await settle()
-        assert seen == [event]
+        assert [m.raw for m in seen] == [event.raw]
+        assert [type(m) for m in seen] == [tp.PubSubMessage]
 
 
 async def test_close_during_subscribe_raises_pool_closed_promptly(

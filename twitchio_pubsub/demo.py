@@ -78,7 +78,8 @@ def describe(model: PubSubMessage) -> str:
         months = f", {model.cumulative_months} months" if model.cumulative_months else ""
         return f"{_name(model.user)} {model.context} tier {model.tier or 'Prime'}{months}"
     if isinstance(model, PubSubModerationAction):
-        return f"{_name(model.created_by)} {model.action} {_name(model.target)} {model.args[1:]}"
+        args = (model.args or [])[1:]
+        return f"{_name(model.created_by)} {model.action} {_name(model.target)} {args}"
     if isinstance(model, PubSubWhisperMessage):
         return f"whisper from {_name(model.user)}: {model.content!r}"
     if isinstance(model, PubSubAutoModQueueMessage):

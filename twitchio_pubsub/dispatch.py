@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .models.base import PubSubErrorEvent, parse_message
+from .models.base import PubSubErrorEvent, PubSubMessage, parse_message
 
 if TYPE_CHECKING:
     from twitchio import Client
@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 class Dispatcher:
     """Turns MESSAGE payloads into models and hands them to ``client.run_event``.
 
-    Every message is dispatched as its topic's event (``pubsub_bits``, ...) and also as
-    ``pubsub_message``; a payload that cannot be modelled becomes a ``pubsub_error``.
+    Every message is dispatched as its topic's event (``pubsub_bits``, ...) with its
+    model, and also as ``pubsub_message`` with a plain :class:`PubSubMessage` (full topic,
+    payload); a payload that cannot be modelled becomes a ``pubsub_error``.
 
     Nothing raised inside twitchio escapes from here: ``run_event`` runs ``wait_for``
     predicates synchronously, so user code (or a timed-out ``wait_for``) can raise in
@@ -56,6 +57,9 @@ class Dispatcher:
                 run(event, model)
                 if not self._class_handler and not self._listened("pubsub_message"):
                     return  # nobody listens: skip twitchio's per-call overhead
+                # As twitchio.ext.pubsub does, pubsub_message gets a plain message
+                # whose ``topic`` is the full topic.
+                model = PubSubMessage._generic_copy(model)
             event = "pubsub_message"
             run(event, model)
         except Exception:

@@ -12,7 +12,7 @@ before the channel: ``chat_moderator_actions.<moderator_id>.<channel_id>``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Callable, Protocol, cast
 
 __all__ = (
     "Topic",
@@ -84,6 +84,14 @@ class Topic:
         new.args = list(self.args)
         return new
 
+    def copy(self) -> Topic:
+        """Return an independent copy of this topic (same ids, same token).
+
+        ``twitchio.ext.pubsub``'s ``Topic.copy()`` returned a topic with neither ids
+        nor token; this one copies them too.
+        """
+        return self._copy()
+
     def with_token(self, token: str) -> Topic:
         """Return a copy of this topic that uses ``token``."""
         new = self._copy()
@@ -146,6 +154,25 @@ def _factory(template: str, names: Sequence[str], oauth_token: str) -> Topic:
     return topic
 
 
+class TopicFactory(Protocol):
+    """A topic factory such as :func:`bits`: call it with a token, index the result."""
+
+    def __call__(self, oauth_token: str) -> Topic: ...
+
+    def copy(self) -> TopicFactory:
+        """Return the factory itself: factories hold no state (``twitchio.ext.pubsub``'s
+        factory objects had this method)."""
+        ...
+
+
+def _copyable(function: Callable[[str], Topic]) -> TopicFactory:
+    # The reference's factories were objects with a ``copy()``; code calls it.
+    factory = cast(TopicFactory, function)
+    function.copy = lambda: factory  # type: ignore[attr-defined]
+    return factory
+
+
+@_copyable
 def bits(oauth_token: str) -> Topic:
     """Cheers in a channel (``channel-bits-events-v2``); scope ``bits:read``.
 
@@ -155,6 +182,7 @@ def bits(oauth_token: str) -> Topic:
     return _factory("channel-bits-events-v2.{0}", ["channel_id"], oauth_token)
 
 
+@_copyable
 def bits_v1(oauth_token: str) -> Topic:
     """Cheers on the older ``channel-bits-events-v1`` topic; scope ``bits:read``.
 
@@ -164,6 +192,7 @@ def bits_v1(oauth_token: str) -> Topic:
     return _factory("channel-bits-events-v1.{0}", ["channel_id"], oauth_token)
 
 
+@_copyable
 def bits_badge(oauth_token: str) -> Topic:
     """Bits badge unlocks that users share in chat; scope ``bits:read``.
 
@@ -173,6 +202,7 @@ def bits_badge(oauth_token: str) -> Topic:
     return _factory("channel-bits-badge-unlocks.{0}", ["channel_id"], oauth_token)
 
 
+@_copyable
 def channel_points(oauth_token: str) -> Topic:
     """Channel points redemptions; scope ``channel:read:redemptions``.
 
@@ -182,6 +212,7 @@ def channel_points(oauth_token: str) -> Topic:
     return _factory("channel-points-channel-v1.{0}", ["channel_id"], oauth_token)
 
 
+@_copyable
 def channel_subscriptions(oauth_token: str) -> Topic:
     """Subscriptions, resubscriptions and gifts; scope ``channel:read:subscriptions``.
 
@@ -191,6 +222,7 @@ def channel_subscriptions(oauth_token: str) -> Topic:
     return _factory("channel-subscribe-events-v1.{0}", ["channel_id"], oauth_token)
 
 
+@_copyable
 def moderation_user_action(oauth_token: str) -> Topic:
     """Moderator actions in a channel; scope ``channel:moderate``.
 
@@ -202,6 +234,7 @@ def moderation_user_action(oauth_token: str) -> Topic:
     return _factory("chat_moderator_actions.{1}.{0}", ["channel_id", "moderator_id"], oauth_token)
 
 
+@_copyable
 def whispers(oauth_token: str) -> Topic:
     """Whispers received by a user; scope ``whispers:read``.
 
@@ -211,6 +244,7 @@ def whispers(oauth_token: str) -> Topic:
     return _factory("whispers.{0}", ["user_id"], oauth_token)
 
 
+@_copyable
 def automod_queue(oauth_token: str) -> Topic:
     """Messages held by AutoMod, as moderators see them; scope ``channel:moderate``.
 
@@ -220,6 +254,7 @@ def automod_queue(oauth_token: str) -> Topic:
     return _factory("automod-queue.{1}.{0}", ["channel_id", "moderator_id"], oauth_token)
 
 
+@_copyable
 def user_moderation_notifications(oauth_token: str) -> Topic:
     """What happened to the listening user's own held messages; scope ``chat:read``.
 
@@ -230,6 +265,7 @@ def user_moderation_notifications(oauth_token: str) -> Topic:
     return _factory("user-moderation-notifications.{1}.{0}", ["channel_id", "user_id"], oauth_token)
 
 
+@_copyable
 def low_trust_users(oauth_token: str) -> Topic:
     """Suspicious-user treatment changes and their messages; scope ``channel:moderate``.
 

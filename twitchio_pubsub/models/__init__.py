@@ -6,6 +6,17 @@ new module whose parser is decorated with :func:`register`, plus its import here
 
 from __future__ import annotations
 
+# twitchio.ext.pubsub defined its errors in its models module, and bots import them
+# from there: offer them here too (the same classes as twitchio_pubsub.errors).
+from ..errors import (
+    ConnectionFailure,
+    ListenError,
+    ListenTimeout,
+    PoolClosed,
+    PoolError,
+    PoolFull,
+    PubSubError,
+)
 from .automod import PubSubAutoModQueueMessage
 from .base import (
     PubSubBadgeEntitlement,
@@ -37,6 +48,12 @@ from .user_moderation import PubSubUserModerationNotification
 from .whispers import PubSubWhisperMessage
 
 __all__ = (
+    "ConnectionFailure",
+    "ListenError",
+    "ListenTimeout",
+    "PoolClosed",
+    "PoolError",
+    "PoolFull",
     "PubSubAutoModQueueMessage",
     "PubSubBadgeEntitlement",
     "PubSubBitsBadgeMessage",
@@ -46,6 +63,7 @@ __all__ = (
     "PubSubChannelSubscribe",
     "PubSubChatMessage",
     "PubSubCustomRewardUpdate",
+    "PubSubError",
     "PubSubErrorEvent",
     "PubSubLowTrustUserMessage",
     "PubSubLowTrustUserNewMessage",

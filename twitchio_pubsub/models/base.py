@@ -30,8 +30,9 @@ ModelParser = Callable[["Client", str, dict[str, Any]], "PubSubMessage"]
 _T = TypeVar("_T")
 
 _REGISTRY: dict[str, tuple[str, ModelParser]] = {}
-#: topic string -> registry entry, so the hot path skips splitting the topic.
-_BY_TOPIC: dict[str, tuple[str, ModelParser]] = {}
+#: topic string -> (event, parser, the model's ``topic``), so the hot path skips
+#: splitting the topic.
+_BY_TOPIC: dict[str, tuple[str, ModelParser, str]] = {}
 _loads = json.loads
 
 
@@ -77,13 +78,18 @@ def parse_message(client: Client, topic: str, text: str) -> tuple[str, PubSubMes
         raise ValueError("the message payload is not a JSON object")
     entry = _BY_TOPIC.get(topic)
     if entry is None:
-        entry = _REGISTRY.get(topic.split(".", 1)[0], _GENERIC)
+        family = topic.split(".", 1)[0]
+        found = _REGISTRY.get(family)
+        # Models of known families show the family as their ``topic`` (as
+        # twitchio.ext.pubsub does); the generic message shows the whole topic.
+        entry = (*found, family) if found is not None else (*_GENERIC, topic)
         # Only topics the pool subscribed get here; the bounds keep the cache small
         # (at most about 1 MB) whatever the topics are.
         if len(_BY_TOPIC) < 5_000 and len(topic) <= 200:
             _BY_TOPIC[topic] = entry
-    event, parser = entry
+    event, parser, shown = entry
     model = parser(client, topic, data)
+    model.topic = shown
     model._raw = text
     if model._compact:
         model._data = None
@@ -262,10 +268,15 @@ class PubSubMessage:
     Attributes
     ----------
     topic: :class:`str`
-        The full topic string the message arrived on.
+        As in ``twitchio.ext.pubsub``: for the models of a known topic family
+        (:class:`PubSubBitsMessage`, ...) the family, e.g. ``channel-bits-events-v2``;
+        for a plain :class:`PubSubMessage` (what ``pubsub_message`` receives) the full
+        topic, e.g. ``channel-bits-events-v2.12345``.
+    full_topic: :class:`str`
+        The full topic string the message arrived on, always.
     """
 
-    __slots__ = ("_client", "_data", "_raw", "topic")
+    __slots__ = ("_client", "_data", "_raw", "full_topic", "topic")
 
     #: Set by models that copy every field they need out of the payload in ``__init__``;
     #: they then keep only the payload's text, and :attr:`data` decodes it on access.
@@ -274,9 +285,20 @@ class PubSubMessage:
 
     def __init__(self, client: Client, topic: Optional[str], data: dict[str, Any]) -> None:
         self._client = client
-        self.topic: str = topic or ""
+        self.full_topic: str = topic or ""
+        self.topic: str = self.full_topic
         self._data: Optional[dict[str, Any]] = data
         self._raw: Optional[str] = None
+
+    @classmethod
+    def _generic_copy(cls, model: PubSubMessage) -> PubSubMessage:
+        """The plain message ``pubsub_message`` receives for a modelled payload."""
+        generic = cls.__new__(cls)
+        generic._client = model._client
+        generic.full_topic = generic.topic = model.full_topic
+        generic._data = model._data
+        generic._raw = model._raw
+        return generic
 
     @property
     def data(self) -> dict[str, Any]:

@@ -80,7 +80,7 @@ class PubSubBitsMessage(PubSubMessage):
     # first access from the copied values.
     def __init__(self, client: Client, topic: str, data: dict[str, Any]) -> None:
         self._client = client
-        self.topic = topic
+        self.full_topic = self.topic = topic
         self._data = data
         self._raw = None
         inner = data.get("data")

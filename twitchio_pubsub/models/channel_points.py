@@ -83,7 +83,10 @@ class PubSubChannelPointsMessage(PubSubMessage):
     id: :class:`str`
         The id of the redemption.
     user: Optional[:class:`twitchio.PartialUser`]
-        The user who redeemed the reward.
+        The user who redeemed the reward; its ``name`` is the display name, as in
+        ``twitchio.ext.pubsub``.
+    user_login: Optional[:class:`str`]
+        The user's login (lower-case account name).
     reward: :class:`twitchio.CustomReward`
         The reward being redeemed.
     input: Optional[:class:`str`]
@@ -103,6 +106,7 @@ class PubSubChannelPointsMessage(PubSubMessage):
         "status",
         "timestamp",
         "user",
+        "user_login",
     )
 
     def __init__(self, client: Client, topic: str, data: dict[str, Any]) -> None:
@@ -113,7 +117,11 @@ class PubSubChannelPointsMessage(PubSubMessage):
         self.channel_id: int = channel_id_of(redemption.get("channel_id"), topic)
         self.id: str = to_str(redemption.get("id")) or ""
         user = to_dict(redemption.get("user"))
-        self.user: Optional[PartialUser] = make_user(client, user.get("id"), user.get("login"))
+        self.user_login: Optional[str] = to_str(user.get("login"))
+        # As in twitchio.ext.pubsub, the user's name is the display name.
+        self.user: Optional[PartialUser] = make_user(
+            client, user.get("id"), to_str(user.get("display_name")) or self.user_login
+        )
         self.reward: CustomReward = make_reward(client, redemption.get("reward"), self.channel_id)
         self.input: Optional[str] = to_str(redemption.get("user_input"))
         self.status: str = to_str(redemption.get("status")) or ""

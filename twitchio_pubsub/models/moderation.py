@@ -31,9 +31,10 @@ __all__ = (
 )
 
 
-def _args(value: Any) -> list[str]:
+def _args(value: Any) -> Optional[list[str]]:
+    """The payload's ``args``: ``None`` when it is null or missing, as the reference has it."""
     if not isinstance(value, list):
-        return []
+        return None
     return [v if isinstance(v, str) else str(v) for v in value if v is not None]
 
 
@@ -44,9 +45,9 @@ class PubSubModerationAction(PubSubMessage):
     ----------
     action: :class:`str`
         The action taken, e.g. ``ban``, ``timeout``, ``delete``, ``slow``, ``unvip``.
-    args: List[:class:`str`]
-        The command's arguments as strings (empty when Twitch sends ``null``); for a
-        timeout ``[login, seconds, reason]``.
+    args: Optional[List[:class:`str`]]
+        The command's arguments as strings, for a timeout ``[login, seconds, reason]``;
+        ``None`` when Twitch sends ``null`` (as in ``twitchio.ext.pubsub``).
     created_by: Optional[:class:`twitchio.PartialUser`]
         Who took the action (``None`` on notifications sent to the target).
     message_id: Optional[:class:`str`]
@@ -80,7 +81,7 @@ class PubSubModerationAction(PubSubMessage):
         super().__init__(client, topic, data)
         inner = to_dict(data.get("data"))
         self.action: str = to_str(inner.get("moderation_action")) or ""
-        self.args: list[str] = _args(inner.get("args"))
+        self.args: Optional[list[str]] = _args(inner.get("args"))
         self.moderation_type: Optional[str] = to_str(inner.get("type"))
         self.created_by: Optional[PartialUser] = make_user(
             client, inner.get("created_by_user_id"), inner.get("created_by")
@@ -110,8 +111,9 @@ class PubSubModerationActionBanRequest(PubSubMessage):
     ----------
     action: :class:`str`
         ``APPROVE_UNBAN_REQUEST`` or ``DENY_UNBAN_REQUEST``.
-    args: List[:class:`str`]
-        The moderator's message as a one-element list (empty when there is none).
+    args: Optional[:class:`str`]
+        The moderator's message (a string, as in ``twitchio.ext.pubsub``); ``None`` when
+        the payload has none.
     moderator_message: :class:`str`
         The note the moderator left for the user.
     created_by: Optional[:class:`twitchio.PartialUser`]
@@ -130,8 +132,10 @@ class PubSubModerationActionBanRequest(PubSubMessage):
         self.action: str = (
             to_str(inner.get("moderation_action")) or str(data.get("type", "")).upper()
         )
-        self.moderator_message: str = to_str(inner.get("moderator_message")) or ""
-        self.args: list[str] = [self.moderator_message] if self.moderator_message else []
+        message = to_str(inner.get("moderator_message"))
+        self.moderator_message: str = message or ""
+        # twitchio.ext.pubsub put the moderator's message itself (a str) here.
+        self.args: Optional[str] = message
         self.created_by: Optional[PartialUser] = make_user(
             client, inner.get("created_by_id"), inner.get("created_by_login")
         )

@@ -44,8 +44,9 @@ class PubSubChannelSubscribe(PubSubMessage):
         The subscriber's (or gifter's) display name.
     message: :class:`str`
         The message shared with the sub (may be empty).
-    emotes: List[:class:`dict`]
-        Emotes in :attr:`message`: ``{"start": int, "end": int, "id": str}``.
+    emotes: Optional[List[:class:`dict`]]
+        Emotes in :attr:`message`: ``{"start": int, "end": int, "id": str}``; ``None``
+        when the payload has no emote list (null or missing).
     is_gift: :class:`bool`
         Whether this is a gifted sub.
     recipient: Optional[:class:`twitchio.PartialUser`]
@@ -103,7 +104,10 @@ class PubSubChannelSubscribe(PubSubMessage):
         sub_message = to_dict(data.get("sub_message"))
         self.message: str = to_str(sub_message.get("message")) or ""
         emotes = sub_message.get("emotes")
-        self.emotes: list[dict[str, Any]] = list_of(emotes, dict)
+        # None when the payload has no list (as in twitchio.ext.pubsub).
+        self.emotes: Optional[list[dict[str, Any]]] = (
+            list_of(emotes, dict) if isinstance(emotes, list) else None
+        )
         self.is_gift: bool = data.get("is_gift") is True
         self.recipient: Optional[PartialUser] = make_user(
             client, data.get("recipient_id"), data.get("recipient_user_name")
