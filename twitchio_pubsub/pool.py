@@ -229,7 +229,8 @@ class PubSubPool:
         self._records: dict[str, _Record] = {}
         self._nodes: list[Node] = []
         self._assigned: dict[Node, dict[str, Topic]] = {}
-        self._retiring: set[Node] = set()
+        #: Nodes taken out of the pool, with the task closing each.
+        self._retiring: dict[Node, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot: Optional[asyncio.Semaphore] = None
         self._session: Optional[aiohttp.ClientSession] = None
@@ -650,7 +651,9 @@ class PubSubPool:
                 self._remove(record)
                 record.resolve(WITHDRAWN)
         self._retire_if_empty(node)
-        await node.close()
+        closing = self._retiring.get(node)
+        if closing is not None:
+            await wait_finished(closing)
 
     def _remove(self, record: _Record) -> None:
         key = record.topic.present or ""
@@ -674,16 +677,21 @@ class PubSubPool:
             return False
         self._nodes.remove(node)
         self._assigned.pop(node, None)
-        self._retiring.add(node)
         log.debug("closing empty node %d", node.id)
-        self._spawn(self._close_node(node), f"pubsub-node-{node.id}-close")
+        self._retiring[node] = self._spawn(self._close_node(node), f"pubsub-node-{node.id}-close")
         return True
 
     async def _close_node(self, node: Node) -> None:
         try:
             await node.close()
         finally:
-            self._retiring.discard(node)
+            self._retiring.pop(node, None)
+        if not self._nodes and not self._retiring and self._session is not None:
+            # Nothing left to connect: release the HTTP session too (a new one is made
+            # on the next subscribe), so that a bot that shuts down node by node, as
+            # with twitchio.ext.pubsub, leaves nothing open.
+            session, self._session = self._session, None
+            await session.close()
 
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)

@@ -92,6 +92,16 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+class _Confirmed:
+    """A LISTEN the server confirmed, reported to the owner at the end of the pass."""
+
+    __slots__ = ("token", "topics")
+
+    def __init__(self, topics: list[Topic], token: Optional[str]) -> None:
+        self.topics = topics
+        self.token = token
+
+
 class _LinkLost(Exception):
     """The socket went away (or must be replaced) before the work on it was done."""
 
@@ -150,6 +160,8 @@ class PubSubWebsocket:
         A number identifying the node in logs and events.
     reconnects: :class:`int`
         How many times this node has replaced its socket.
+    timeout: :class:`asyncio.Event`
+        Set when a PONG arrives and cleared when a PING goes out, as in the reference.
     """
 
     ENDPOINT = "wss://pubsub-edge.twitch.tv"
@@ -449,7 +461,7 @@ class PubSubWebsocket:
                     if not first:
                         self.reconnects += 1
                         await self._run_reconnect_hook(link)
-                    await self._reconcile(link)
+                    await self._reconcile(link, ready=True)
                 except _LinkLost as exc:
                     self._link = None
                     await self._drop_link(link)
@@ -625,8 +637,14 @@ class PubSubWebsocket:
 
     # ------------------------------------------------------------------ reconciling
 
-    async def _reconcile(self, link: _Link, skip: frozenset[str] = frozenset()) -> None:
-        """LISTEN what is wanted and not confirmed, UNLISTEN what is no longer wanted."""
+    async def _reconcile(
+        self, link: _Link, skip: frozenset[str] = frozenset(), *, ready: bool = False
+    ) -> None:
+        """LISTEN what is wanted and not confirmed, UNLISTEN what is no longer wanted.
+
+        With ``ready``, the node counts as connected once the first pass succeeded,
+        before the subscribe calls waiting on that pass are told.
+        """
         while True:
             self._wake_pending = False
             waiters, self._settle_waiters = self._settle_waiters, []
@@ -639,6 +657,8 @@ class PubSubWebsocket:
                 if key not in self._wanted:
                     unlisten.setdefault(token, []).append(key)
             if not listen and not unlisten:
+                if ready:
+                    self._set_ready(True)
                 self._release_settle_waiters([], waiters)
                 return
             results = await asyncio.gather(
@@ -647,21 +667,31 @@ class PubSubWebsocket:
                 return_exceptions=True,
             )
             errors: list[tuple[list[str], str]] = []
+            confirmed: list[tuple[list[Topic], Optional[str]]] = []
             lost: Optional[BaseException] = None
             for result in results:
                 if isinstance(result, _LinkLost):
                     lost = result
                 elif isinstance(result, BaseException):  # pragma: no cover - a bug
                     raise result
+                elif isinstance(result, _Confirmed):
+                    confirmed.append((result.topics, result.token))
                 elif result is not None:
                     errors.append(result)
+            if ready and lost is None:
+                self._set_ready(True)
+                ready = False
+            for topics, token in confirmed:
+                self._owner.subscribed(self, topics, token)
             self._release_settle_waiters(errors, waiters)
             if lost is not None:
                 raise lost
             if not self._wake_pending:
                 return
 
-    async def _listen(self, link: _Link, token: Optional[str], group: list[Topic]) -> None:
+    async def _listen(
+        self, link: _Link, token: Optional[str], group: list[Topic]
+    ) -> Optional[_Confirmed]:
         keys = [topic.present or "" for topic in group]
         attempt = 0
         while True:
@@ -673,10 +703,10 @@ class PubSubWebsocket:
         if not error:
             for key in keys:
                 self._confirmed[key] = token
-            self._owner.subscribed(self, group, token)
-            return
+            return _Confirmed(group, token)
         if self._owner.refused(self, group, token, error):
             raise _LinkLost(f"LISTEN answered {error}")
+        return None
 
     async def _unlisten(
         self, link: _Link, token: Optional[str], keys: list[str]
@@ -864,6 +894,7 @@ class PubSubWebsocket:
         elif isinstance(frame, protocol.Pong):
             link.pong.set()
             self.timeout.set()
+            self._dispatch.event("pubsub_pong")
         elif isinstance(frame, protocol.Reconnect):
             link.reconnect = True
             link.signal.set()
@@ -912,7 +943,6 @@ class PubSubWebsocket:
             except (ConnectionError, RuntimeError):
                 return
             self._latency = loop.time() - sent
-            self._dispatch.event("pubsub_pong")
 
 
 def by_token(topics: Iterable[Topic]) -> dict[Optional[str], list[Topic]]:
