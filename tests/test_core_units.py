@@ -232,3 +232,15 @@ def test_to_datetime_offsets_and_garbage() -> None:
     assert parsed.utcoffset() is not None and parsed.utcoffset().total_seconds() == 7200
     assert to_datetime("not a time") is None and to_datetime(True) is None
     assert to_datetime(random.Random(1).random()) is not None
+
+
+def test_error_event_reads_like_the_reference_dict() -> None:
+    from twitchio_pubsub import PubSubErrorEvent
+
+    event = PubSubErrorEvent("refused", error="ERR_BADAUTH", nonce="n1", type="RESPONSE")
+    assert (event["type"], event["error"], event["nonce"]) == ("RESPONSE", "ERR_BADAUTH", "n1")
+    assert "error" in event and "data" not in event
+    assert event.get("nonce") == "n1" and event.get("data", 5) == 5
+    with pytest.raises(KeyError):
+        event["data"]
+    assert "RESPONSE" in repr(event) and "ERR_BADAUTH" in repr(event)

@@ -219,9 +219,15 @@ async def test_subclass_auth_fail_hook_refreshes_and_resubscribes(emulator: Any)
     async def event_pubsub_bits(event: Any) -> None:
         inbox.add("bits", event.bits_used)
 
+    @client.event()
+    async def event_pubsub_error(error: Any) -> None:
+        inbox.add("error", (error["type"], error["error"]))
+
     emulator.invalidate_token("expired-token")
     await client.pubsub.subscribe_topics([pubsub.bits("expired-token")[CHANNEL]])
     assert await inbox.wait("auth_fail") == [[f"channel-bits-events-v2.{CHANNEL}"]]
+    # The error response is dispatched too, even though the hook is overridden.
+    assert await inbox.wait("error") == [("RESPONSE", "ERR_BADAUTH")]
     await emulator.wait_until(
         lambda: any(
             c.topics.get(f"channel-bits-events-v2.{CHANNEL}") == "refreshed-token"
