@@ -1,9 +1,12 @@
 """Testing a bot against the emulator with pytest (and pytest-asyncio).
 
-    python -m pytest examples/test_my_bot.py
+    python -m pytest test_my_bot.py
 
 The bot below thanks cheerers and counts redemptions; the tests drive it with realistic
-events over a real websocket, with no Twitch account and no network.
+events over a real websocket, with no Twitch account and no network. The fixtures
+``pubsub_emulator``, ``pubsub_client`` and ``pubsub_pool`` come from the pytest plugin
+installed with twitchio-pubsub: this file works as it is in any folder, with no
+configuration (pytest-asyncio's default strict mode).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 import twitchio
 
 import twitchio_pubsub as pubsub
@@ -23,9 +27,9 @@ CHANNEL = 12345
 class MyBot:
     """A tiny bot: the thing under test."""
 
-    def __init__(self, endpoint: str) -> None:
-        self.client = twitchio.Client(token="bot-token")
-        self.pool = pubsub.PubSubPool(self.client, endpoint=endpoint)
+    def __init__(self, client: twitchio.Client, pool: pubsub.PubSubPool) -> None:
+        self.client = client
+        self.pool = pool
         self.thanks: list[str] = []
         self.redemptions: dict[str, int] = {}
         self.changed = asyncio.Event()
@@ -56,18 +60,18 @@ class MyBot:
         await asyncio.wait_for(loop(), timeout)
 
 
-@pytest.fixture
-async def emulator() -> AsyncIterator[PubSubEmulator]:
-    async with PubSubEmulator() as emu:
-        yield emu
-
-
-@pytest.fixture
-async def bot(emulator: PubSubEmulator) -> AsyncIterator[MyBot]:
-    bot = MyBot(emulator.url)
+@pytest_asyncio.fixture
+async def bot(
+    pubsub_client: twitchio.Client, pubsub_pool: pubsub.PubSubPool
+) -> AsyncIterator[MyBot]:
+    bot = MyBot(pubsub_client, pubsub_pool)
     await bot.start("user-token")
-    yield bot
-    await bot.pool.close()
+    yield bot  # the plugin closes the pool after the test
+
+
+@pytest.fixture
+def emulator(pubsub_emulator: PubSubEmulator) -> PubSubEmulator:
+    return pubsub_emulator
 
 
 @pytest.mark.asyncio

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from twitchio_pubsub.emulator import PubSubEmulator
 
@@ -52,13 +54,42 @@ async def test_token_refresh_pool_example() -> None:
     assert "listened with fresh-token-2" in text
 
 
-async def test_pytest_example_passes() -> None:
-    proc = await _run(
-        "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLES / "test_my_bot.py")
+def _user_folder(tmp_path: Path) -> Path:
+    """A folder of a user's own, holding nothing but the example test file."""
+    shutil.copy(EXAMPLES / "test_my_bot.py", tmp_path / "test_my_bot.py")
+    assert [p.name for p in tmp_path.iterdir()] == ["test_my_bot.py"]
+    return tmp_path
+
+
+async def test_pytest_example_passes_in_a_folder_with_no_config(tmp_path: Path) -> None:
+    # No pyproject, no conftest, pytest-asyncio in its default strict mode: the
+    # fixtures come from the plugin installed with the package.
+    folder = _user_folder(tmp_path)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "test_my_bot.py",
+        cwd=folder,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
     assert proc.returncode == 0, out.decode() + err.decode()
     assert "3 passed" in out.decode()
+
+
+async def test_plugin_fixtures_close_what_they_open(
+    pubsub_emulator: Any, pubsub_pool: Any, pubsub_client: Any
+) -> None:
+    import twitchio_pubsub as tp
+
+    assert pubsub_pool.client is pubsub_client
+    await pubsub_pool.subscribe_topics([tp.bits("t")[1]])
+    assert pubsub_emulator.connections and pubsub_pool.nodes[0].endpoint == pubsub_emulator.url
 
 
 async def test_demo_runs_and_summarises() -> None:
