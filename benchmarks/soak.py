@@ -199,27 +199,27 @@ class Soak:
                     gone = {c.id for c in conns}
                 await emu.send_reconnect(None if everyone else target)
             elif kind == "drop":
-                emu.drop(target)
+                await emu.drop(target)
             elif kind == "close":
                 await emu.close_connection(target)
             elif kind == "silence":
-                emu.silence(target)
+                await emu.silence(target)
             elif kind == "refuse":
-                emu.refuse_connections(self.rng.uniform(0.5, 3.0))
-                emu.drop(target)
+                await emu.refuse_connections(self.rng.uniform(0.5, 3.0))
+                await emu.drop(target)
             elif kind == "revoke":
                 tokens = sorted({tok for c in conns for tok in c.topics.values() if tok})
                 gone = set()
                 await emu.revoke_token(self.rng.choice(tokens))
             else:
-                emu.fail_next_listens("ERR_SERVER", self.rng.randint(1, 3))
-                emu.drop(target)
+                await emu.fail_next_listens("ERR_SERVER", self.rng.randint(1, 3))
+                await emu.drop(target)
             try:
                 await emu.wait_until(lambda gone=gone: self._recovered(emu, pool, gone), 30.0)
                 self.recovery[kind].append(loop.time() - started)
             except asyncio.TimeoutError:
                 self.unrecovered[kind] += 1
-            emu.fail_next_listens("ERR_SERVER", 0)
+            await emu.fail_next_listens("ERR_SERVER", 0)
 
     @staticmethod
     def _recovered(emu: PubSubEmulator, pool: tp.PubSubPool, gone: set[int]) -> bool:

@@ -46,7 +46,7 @@ class RefreshingPool(pubsub.PubSubPool):
 
 async def main() -> None:
     async with PubSubEmulator() as emu:
-        emu.invalidate_token("expired-token")
+        await emu.invalidate_token("expired-token")
         client = twitchio.Client(token="bot-token")
         got = asyncio.Queue[pubsub.PubSubBitsMessage]()
 

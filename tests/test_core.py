@@ -75,7 +75,7 @@ async def test_subscribe_during_a_drop_never_freezes_the_loop(
     async with make_pool(client, emulator, connect_timeout=3.0, listen_timeout=2.0) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         with LoopWatch() as watch:
-            emulator.drop()
+            await emulator.drop()
             subscribing = []
             for i in range(2, 40):
                 subscribing.append(
@@ -110,7 +110,7 @@ async def test_raising_wait_for_predicates_do_not_kill_the_node(
         await emulator.trigger("bits", 1, bits_used=5)
         await rec.wait("pubsub_bits")
         first = emulator.connections[0].id
-        emulator.drop()
+        await emulator.drop()
         await emulator.wait_until(
             lambda: (
                 bool(emulator.connections)
@@ -149,7 +149,7 @@ async def test_cancelled_subscribe_leaves_no_phantom_topic(
 ) -> None:
     topic = tp.bits(TOKEN)[1]
     async with make_pool(client, emulator, listen_timeout=5.0) as pool:
-        emulator.fail_next_listens(None)  # the first LISTEN is never answered
+        await emulator.fail_next_listens(None)  # the first LISTEN is never answered
         task = asyncio.ensure_future(pool.subscribe_topics([topic]))
         await emulator.wait_until(lambda: emulator.listen_count == 1)
         task.cancel()
@@ -230,7 +230,7 @@ async def test_unsubscribe_during_slow_reconnect_hook_is_kept(
     async with make_pool(client, emulator, SlowHookPool) as pool:
         assert isinstance(pool, SlowHookPool)
         await pool.subscribe_topics([a, b])
-        emulator.drop()
+        await emulator.drop()
         await asyncio.wait_for(pool.entered.wait(), 5)
         await pool.unsubscribe_topics([b])
         pool.release.set()
@@ -282,7 +282,7 @@ async def test_reconnect_hook_bad_return_is_an_error_not_a_loss(
     async with make_pool(client, emulator, BadReturnPool) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         first = emulator.connections[0].id
-        emulator.drop()
+        await emulator.drop()
         await emulator.wait_until(
             lambda: (
                 bool(emulator.connections)
@@ -307,7 +307,7 @@ class SubscribingHookPool(tp.PubSubPool):
 async def test_subscribe_from_inside_reconnect_hook(client: Any, emulator: PubSubEmulator) -> None:
     async with make_pool(client, emulator, SubscribingHookPool, listen_timeout=5.0) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
-        emulator.drop()
+        await emulator.drop()
         await emulator.wait_for_topics(2, timeout=3)
         assert set(pool.topics) == {tp.bits(TOKEN)[1], tp.whispers(TOKEN)[9]}
 
@@ -343,8 +343,8 @@ async def test_node_closes_when_relisten_is_refused_for_every_topic(
 ) -> None:
     async with make_pool(client, emulator) as pool:
         await pool.subscribe_topics([tp.bits("doomed")[1]])
-        emulator.invalidate_token("doomed")
-        emulator.drop()
+        await emulator.invalidate_token("doomed")
+        await emulator.drop()
         await emulator.wait_until(lambda: pool.nodes == [] and emulator.connections == [])
         assert pool.topics == []
 
@@ -450,7 +450,7 @@ async def test_stalled_handshake_fails_after_connect_timeout(client: Any) -> Non
 
 
 async def test_handshake_status_is_named(client: Any, emulator: PubSubEmulator) -> None:
-    emulator.refuse_connections(30, status=503)
+    await emulator.refuse_connections(30, status=503)
     async with make_pool(client, emulator, connect_timeout=0.4) as pool:
         with pytest.raises(tp.ConnectionFailure, match="HTTP 503"):
             await pool.subscribe_topics([tp.bits(TOKEN)[1]])

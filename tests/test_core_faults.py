@@ -46,9 +46,9 @@ async def test_relisten_err_server_beyond_retries_keeps_topics_and_retries(
     rec = Recorder(client, "pubsub_bits", "pubsub_error")
     async with make_pool(client, emulator, listen_retries=1) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1], tp.bits(TOKEN)[2]])
-        emulator.fail_next_listens(protocol.ERR_SERVER, 2)  # more than listen_retries
+        await emulator.fail_next_listens(protocol.ERR_SERVER, 2)  # more than listen_retries
         first = {c.id for c in emulator.connections}
-        emulator.drop()
+        await emulator.drop()
         await wait_replaced(emulator, first, 2)
         assert emulator.handshakes == 3  # the busy socket was given up for a new one
         assert set(pool.topics) == {tp.bits(TOKEN)[1], tp.bits(TOKEN)[2]}
@@ -64,9 +64,9 @@ async def test_relisten_timeout_keeps_topics_and_retries(
 ) -> None:
     async with make_pool(client, emulator, listen_timeout=0.3) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
-        emulator.fail_next_listens(None)
+        await emulator.fail_next_listens(None)
         first = {c.id for c in emulator.connections}
-        emulator.drop()
+        await emulator.drop()
         await wait_replaced(emulator, first, 1)
         assert emulator.listen_count == 3 and pool.topics == [tp.bits(TOKEN)[1]]
 
@@ -78,9 +78,9 @@ async def test_relisten_refused_for_good_drops_topic_with_error_event(
     async with make_pool(client, emulator) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         await pool.subscribe_topics([tp.bits("other-token")[2]])
-        emulator.fail_next_listens(protocol.ERR_BADMESSAGE)
+        await emulator.fail_next_listens(protocol.ERR_BADMESSAGE)
         first = {c.id for c in emulator.connections}
-        emulator.drop()
+        await emulator.drop()
         (err,) = await rec.wait("pubsub_error")
         assert err.type == "RESPONSE" and err.error == protocol.ERR_BADMESSAGE
         assert err.nonce and len(err.topics) == 1
@@ -98,7 +98,7 @@ async def test_unlisten_refused_raises_but_drops_the_topic(
     a, b = tp.bits(TOKEN)[1], tp.bits(TOKEN)[2]
     async with make_pool(client, emulator) as pool:
         await pool.subscribe_topics([a, b])
-        emulator.fail_next_unlistens(protocol.ERR_SERVER)
+        await emulator.fail_next_unlistens(protocol.ERR_SERVER)
         with pytest.raises(tp.ListenError) as info:
             await pool.unsubscribe_topics([a])
         assert info.value.topics == [a] and info.value.error == protocol.ERR_SERVER
@@ -118,8 +118,8 @@ async def test_unsubscribe_during_an_outage_returns_at_once(
     async with make_pool(client, emulator) as pool:
         await pool.subscribe_topics([a, b])
         first = {c.id for c in emulator.connections}
-        emulator.refuse_connections(0.5)
-        emulator.drop()
+        await emulator.refuse_connections(0.5)
+        await emulator.drop()
         await emulator.wait_until(lambda: not pool.nodes[0].connected)
         await asyncio.wait_for(pool.unsubscribe_topics([a]), 0.5)
         await wait_replaced(emulator, first, 1)
@@ -174,7 +174,7 @@ async def test_raising_hooks_are_reported_and_the_pool_carries_on(
     async with make_pool(client, emulator, RaisingHooksPool) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1], tp.bits("revoked")[2]])
         first = {c.id for c in emulator.connections}
-        emulator.drop()
+        await emulator.drop()
         await wait_replaced(emulator, first, 2)
         await emulator.revoke_token("revoked")
         errors = await rec.wait("pubsub_error", 3)
@@ -217,7 +217,7 @@ async def test_reconnect_hook_overflow_and_bad_items_are_reported(
     async with make_pool(client, emulator, GreedyHookPool, max_connection_topics=3) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         first = {c.id for c in emulator.connections}
-        emulator.drop()
+        await emulator.drop()
         await wait_replaced(emulator, first, 3)
         errors = await rec.wait("pubsub_error", 2)
         reasons = sorted(e.reason for e in errors)
@@ -254,10 +254,10 @@ async def test_socket_lost_during_reconnect_hook_reconnects_again(
     async with make_pool(client, emulator, HoldingHookPool) as pool:
         assert isinstance(pool, HoldingHookPool)
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
-        emulator.drop()
+        await emulator.drop()
         await asyncio.wait_for(pool.entered.wait(), 5)
         second = {c.id for c in emulator.connections}
-        emulator.drop()  # the new socket dies while the hook still runs
+        await emulator.drop()  # the new socket dies while the hook still runs
         await emulator.wait_until(lambda: pool.calls == 2, timeout=5)
         pool.release.set()
         await wait_replaced(emulator, second, 1)
@@ -274,7 +274,7 @@ async def test_handover_whose_new_socket_is_refused_falls_back_to_backoff(
     async with make_pool(client, emulator) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         first = {c.id for c in emulator.connections}
-        emulator.refuse_connections(0.3)
+        await emulator.refuse_connections(0.3)
         await emulator.send_reconnect()
         await wait_replaced(emulator, first, 1)
         assert emulator.refused >= 1
@@ -359,7 +359,7 @@ async def test_silent_socket_is_replaced_make_before_break(
     async with make_pool(client, emulator, ping_interval=0.2, pong_timeout=0.2) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         first = {c.id for c in emulator.connections}
-        emulator.silence()
+        await emulator.silence()
         sent: list[int] = []
         n = 0
         while first & {c.id for c in emulator.connections}:

@@ -223,7 +223,7 @@ async def test_subclass_auth_fail_hook_refreshes_and_resubscribes(emulator: Any)
     async def event_pubsub_error(error: Any) -> None:
         inbox.add("error", (error["type"], error["error"]))
 
-    emulator.invalidate_token("expired-token")
+    await emulator.invalidate_token("expired-token")
     await client.pubsub.subscribe_topics([pubsub.bits("expired-token")[CHANNEL]])
     assert await inbox.wait("auth_fail") == [[f"channel-bits-events-v2.{CHANNEL}"]]
     # The error response is dispatched too, even though the hook is overridden.
@@ -325,7 +325,7 @@ async def test_nonce_error_and_pong_handlers(emulator: Any) -> None:
     await client.pubsub.subscribe_topics([pubsub.bits(USER_TOKEN)[1]])
     (nonce,) = await inbox.wait("nonce")
     assert nonce["type"] == "RESPONSE" and nonce["error"] == "" and nonce["nonce"]
-    emulator.fail_next_listens("ERR_BADTOPIC")
+    await emulator.fail_next_listens("ERR_BADTOPIC")
     # Ours raises ListenError (a PubSubError); the reference only logs.
     with contextlib.suppress(models.PubSubError):
         await client.pubsub.subscribe_topics([pubsub.bits(USER_TOKEN)[2]])
@@ -356,7 +356,7 @@ async def test_resubscribe_with_fresh_token_then_reconnect_delivers_once(emulato
     await inbox.wait("bits")
     # The token expires; the bot subscribes the same topic with a fresh one.
     await client.pubsub.subscribe_topics([pubsub.bits("fresh-token")[CHANNEL]])
-    emulator.invalidate_token("old-token")
+    await emulator.invalidate_token("old-token")
     await emulator.wait_until(lambda: emulator.connections[0].topics.get(key) == "fresh-token")
     await emulator.trigger("bits", CHANNEL, bits_used=2)
     first = emulator.connections[0].id

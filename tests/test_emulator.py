@@ -78,15 +78,15 @@ async def test_bad_topic_fails_whole_listen(
 async def test_bad_auth_fails_whole_listen(
     emulator: PubSubEmulator, raw: RawClient, token: str | None
 ) -> None:
-    emulator.invalidate_token("revoked")
+    await emulator.invalidate_token("revoked")
     assert await raw.listen([BITS, "whispers.1"], token=token) == protocol.ERR_BADAUTH
     assert emulator.connections[0].topics == {}
 
 
 async def test_validate_token_undoes_invalidate(emulator: PubSubEmulator, raw: RawClient) -> None:
-    emulator.invalidate_token("t")
+    await emulator.invalidate_token("t")
     assert await raw.listen([BITS], token="t") == protocol.ERR_BADAUTH
-    emulator.validate_token("t")
+    await emulator.validate_token("t")
     assert await raw.listen([BITS], token="t") == ""
 
 
@@ -143,7 +143,7 @@ async def test_reconnect_and_raw(emulator: PubSubEmulator, raw: RawClient) -> No
 
 async def test_drop_aborts_without_close_frame(emulator: PubSubEmulator, raw: RawClient) -> None:
     await raw.listen([BITS])
-    assert emulator.drop() == 1
+    assert await emulator.drop() == 1
     msg = await raw.ws.receive(timeout=2)
     assert msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.ERROR)
     assert raw.ws.close_code != 1000
@@ -152,17 +152,17 @@ async def test_drop_aborts_without_close_frame(emulator: PubSubEmulator, raw: Ra
 
 
 async def test_silence_stops_pongs(emulator: PubSubEmulator, raw: RawClient) -> None:
-    assert emulator.silence() == 1
+    assert await emulator.silence() == 1
     await raw.send({"type": "PING"})
     with pytest.raises(asyncio.TimeoutError):
         await raw.ws.receive(timeout=0.2)
-    emulator.silence(silent=False)
+    await emulator.silence(silent=False)
     await raw.send({"type": "PING"})
     assert await raw.recv() == {"type": "PONG"}
 
 
 async def test_refuse_connections(emulator: PubSubEmulator, session: aiohttp.ClientSession) -> None:
-    emulator.refuse_connections(0.3)
+    await emulator.refuse_connections(0.3)
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
         await session.ws_connect(emulator.url)
     assert info.value.status == 503
@@ -181,10 +181,10 @@ async def test_revoke_token(emulator: PubSubEmulator, raw: RawClient) -> None:
 
 
 async def test_fail_next_listens(emulator: PubSubEmulator, raw: RawClient) -> None:
-    emulator.fail_next_listens(protocol.ERR_SERVER)
+    await emulator.fail_next_listens(protocol.ERR_SERVER)
     assert await raw.listen([BITS], nonce="a") == protocol.ERR_SERVER
     assert await raw.listen([BITS], nonce="b") == ""
-    emulator.fail_next_listens(None)
+    await emulator.fail_next_listens(None)
     await raw.send({"type": "LISTEN", "nonce": "c", "data": {"topics": [BITS], "auth_token": "x"}})
     with pytest.raises(asyncio.TimeoutError):
         await raw.ws.receive(timeout=0.2)
@@ -403,7 +403,7 @@ async def test_refuse_with_custom_status(
     )
     assert status == 400 and "status" in answer["error"]
     with pytest.raises(ValueError):
-        emulator.refuse_connections(1, status=302)
+        await emulator.refuse_connections(1, status=302)
 
 
 async def test_connection_ignoring_reconnect_is_dropped_after_grace(

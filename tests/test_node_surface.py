@@ -37,8 +37,8 @@ async def test_node_connect_reports_the_failure(client: Any, emulator: PubSubEmu
     async with make_pool(client, emulator, connect_timeout=0.3) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         node = pool.nodes[0]
-        emulator.refuse_connections(5)
-        emulator.drop()
+        await emulator.refuse_connections(5)
+        await emulator.drop()
         await emulator.wait_until(lambda: not node.connected)
         with pytest.raises(tp.ConnectionFailure, match="HTTP 503"):
             await node.connect()
@@ -98,8 +98,8 @@ async def test_node_send(client: Any, emulator: PubSubEmulator) -> None:
                 await node.send({"type": kind, "data": {"topics": ["whispers.1"]}})
         with pytest.raises(TypeError):
             await node.send("PING")  # type: ignore[arg-type]
-        emulator.refuse_connections(5)
-        emulator.drop()
+        await emulator.refuse_connections(5)
+        await emulator.drop()
         await emulator.wait_until(lambda: node.connection is None)
         with pytest.raises(tp.ConnectionFailure, match="no connection"):
             await node.send({"type": "PING"})

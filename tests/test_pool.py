@@ -132,10 +132,10 @@ async def test_bad_topic_raises_and_frees_capacity(client: Any, emulator: PubSub
 
 async def test_err_server_is_retried(client: Any, emulator: PubSubEmulator) -> None:
     async with make_pool(client, emulator, listen_retries=2) as pool:
-        emulator.fail_next_listens(protocol.ERR_SERVER, 2)
+        await emulator.fail_next_listens(protocol.ERR_SERVER, 2)
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         assert emulator.listen_count == 3
-        emulator.fail_next_listens(protocol.ERR_SERVER, 3)
+        await emulator.fail_next_listens(protocol.ERR_SERVER, 3)
         with pytest.raises(tp.ListenError) as info:
             await pool.subscribe_topics([tp.bits(TOKEN)[2]])
         assert info.value.error == protocol.ERR_SERVER
@@ -144,7 +144,7 @@ async def test_err_server_is_retried(client: Any, emulator: PubSubEmulator) -> N
 
 async def test_listen_timeout(client: Any, emulator: PubSubEmulator) -> None:
     async with make_pool(client, emulator, listen_timeout=0.3) as pool:
-        emulator.fail_next_listens(None)
+        await emulator.fail_next_listens(None)
         with pytest.raises(tp.ListenTimeout) as info:
             await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         assert info.value.topics == [tp.bits(TOKEN)[1]]
@@ -197,7 +197,7 @@ class RefreshingPool(tp.PubSubPool):
 async def test_auth_failure_token_refreshed_in_hook_then_events_flow(
     client: Any, emulator: PubSubEmulator
 ) -> None:
-    emulator.invalidate_token("expired-token")
+    await emulator.invalidate_token("expired-token")
     rec = Recorder(client, "pubsub_bits")
     async with make_pool(client, emulator, RefreshingPool) as pool:
         assert isinstance(pool, RefreshingPool)
@@ -218,7 +218,7 @@ async def test_auth_failure_token_refreshed_in_hook_then_events_flow(
 async def test_default_auth_fail_hook_logs_and_dispatches(
     client: Any, emulator: PubSubEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    emulator.invalidate_token("expired-token")
+    await emulator.invalidate_token("expired-token")
     rec = Recorder(client, "pubsub_error")
     caplog.set_level(logging.WARNING, logger="twitchio_pubsub")
     async with make_pool(client, emulator) as pool:
@@ -324,7 +324,7 @@ async def test_dropped_connection_recovers_all_topics(
         topics = [tp.bits(TOKEN)[i] for i in range(30)]
         await pool.subscribe_topics(topics)
         first = emulator.connections[0].id
-        emulator.drop()
+        await emulator.drop()
         await emulator.wait_for_topics(30, timeout=5)
         assert emulator.connections[0].id != first
         for _ in range(100):
@@ -339,8 +339,8 @@ async def test_dropped_connection_recovers_all_topics(
 async def test_outage_recovers_with_backoff(client: Any, emulator: PubSubEmulator) -> None:
     async with make_pool(client, emulator, backoff_base=0.2, backoff_cap=1.0) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1], tp.whispers(TOKEN)[2]])
-        emulator.refuse_connections(3.0)
-        emulator.drop()
+        await emulator.refuse_connections(3.0)
+        await emulator.drop()
         await asyncio.sleep(3.0)
         await emulator.wait_for_topics(2, timeout=5)
         # 3 s of 503s at 0.2 s doubling to 1 s: a handful of tries, not a busy loop.
@@ -354,7 +354,7 @@ async def test_silent_server_is_left(client: Any, emulator: PubSubEmulator) -> N
         first = emulator.connections[0].id
         await asyncio.sleep(0.35)
         assert pool.nodes[0].latency is not None
-        emulator.silence()
+        await emulator.silence()
         for _ in range(200):
             conns = emulator.connections
             if conns and conns[0].id != first and conns[0].topics:
@@ -418,10 +418,10 @@ async def test_debug_logs_never_contain_the_token(
         await pool.subscribe_topics([tp.bits(secret)[1]])
         await emulator.send_reconnect()
         await asyncio.sleep(0.2)
-        emulator.drop()
+        await emulator.drop()
         await emulator.wait_for_topics(1)
         await pool.unsubscribe_topics([tp.bits(secret)[1]])
-        emulator.invalidate_token(secret)
+        await emulator.invalidate_token(secret)
         await pool.subscribe_topics([tp.bits(secret)[2]])
         assert repr(pool) and all(secret not in repr(n) for n in pool.nodes)
     assert caplog.records
@@ -464,7 +464,7 @@ async def test_reconnect_hook_runs_before_every_relisten(
         if fault == "close_frame":
             assert await emulator.close_connection() == 1
         elif fault == "drop":
-            emulator.drop()
+            await emulator.drop()
         else:
             await emulator.send_reconnect()
         await wait_for_new_connection(emulator, first, 2)
@@ -479,8 +479,8 @@ async def test_handshake_errors_are_retried(
     async with make_pool(client, emulator) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         first = emulator.connections[0].id
-        emulator.refuse_connections(0.3, status=status)
-        emulator.drop()
+        await emulator.refuse_connections(0.3, status=status)
+        await emulator.drop()
         await wait_for_new_connection(emulator, first, 1)
         assert emulator.refused >= 1
         assert len(rec.values("pubsub_reconnecting")) >= 2
@@ -495,15 +495,15 @@ async def test_backoff_resets_after_a_healthy_connection(
     ) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         first = emulator.connections[0].id
-        emulator.refuse_connections(0.8)
-        emulator.drop()
+        await emulator.refuse_connections(0.8)
+        await emulator.drop()
         await wait_for_new_connection(emulator, first, 1)
         delays = [args[1] for args in rec.events["pubsub_reconnecting"]]
         assert len(delays) >= 4
         await asyncio.sleep(0.4)  # healthy for longer than backoff_reset_after
         count = len(delays)
         second = emulator.connections[0].id
-        emulator.drop()
+        await emulator.drop()
         await wait_for_new_connection(emulator, second, 1)
         after = [args[1] for args in rec.events["pubsub_reconnecting"]][count:]
         assert after and after[0] <= 0.02
@@ -600,7 +600,7 @@ async def test_subclass_handler_for_pubsub_message(emulator: PubSubEmulator) -> 
 async def test_close_during_subscribe_raises_pool_closed_promptly(
     client: Any, emulator: PubSubEmulator
 ) -> None:
-    emulator.refuse_connections(30)
+    await emulator.refuse_connections(30)
     pool = make_pool(client, emulator, connect_timeout=20)
     subscribing = asyncio.ensure_future(pool.subscribe_topics([tp.bits(TOKEN)[1]]))
     await emulator.wait_until(lambda: emulator.refused >= 1)

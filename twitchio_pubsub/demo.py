@@ -115,10 +115,6 @@ class _Demo:
         return model
 
 
-async def _call(function: Callable[[], object]) -> None:
-    function()
-
-
 async def _replaced(emu: PubSubEmulator, topics: int, fault: Awaitable[object]) -> str:
     """Inject ``fault``, wait until one new connection holds every topic; return the time."""
     before = emu.connections[0].id
@@ -191,7 +187,7 @@ async def run_demo(*, quiet: bool = False, out: TextIO | None = None) -> int:
             await demo.expect("pubsub_bits")
 
             demo.say("\nthe connection drops abruptly (no close frame):")
-            ms = await _replaced(emu, len(topics), _call(emu.drop))
+            ms = await _replaced(emu, len(topics), emu.drop())
             demo.reconnects += 1
             demo.say(f"  ... recovered with backoff; {len(topics)} topics back in {ms}")
             await emu.trigger("channel_points", CHANNEL, user_input="still here!")

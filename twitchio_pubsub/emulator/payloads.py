@@ -45,10 +45,18 @@ def rfc3339_now() -> str:
     return f"{stamp}.{frac:09d}Z"
 
 
+#: The deepest dotted override key accepted (payloads nest a few levels at most).
+MAX_KEY_DEPTH = 8
+
+
 def _apply(target: dict[str, Any], overrides: Mapping[str, Any]) -> None:
     for key, value in overrides.items():
         node = target
         *parents, last = key.split(".")
+        if len(parents) >= MAX_KEY_DEPTH:
+            raise ValueError(
+                f"override key {key[:60]!r} is too deep (at most {MAX_KEY_DEPTH} dots)"
+            )
         for part in parents:
             child = node.get(part)
             if not isinstance(child, dict):
@@ -61,7 +69,7 @@ def _apply(target: dict[str, Any], overrides: Mapping[str, Any]) -> None:
             node[last] = value
 
 
-def bits(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
+def bits(channel_id: int | str, /, **overrides: Any) -> dict[str, Any]:
     """A cheer on ``channel-bits-events-v2`` (``is_anonymous`` inside ``data``, as live)."""
     data: dict[str, Any] = {
         "user_name": "cheerfan",
@@ -85,7 +93,7 @@ def bits(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def bits_v1(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
+def bits_v1(channel_id: int | str, /, **overrides: Any) -> dict[str, Any]:
     """A cheer on ``channel-bits-events-v1`` (no ``is_anonymous``)."""
     message = bits(channel_id)
     del message["data"]["is_anonymous"]
@@ -93,7 +101,7 @@ def bits_v1(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
     return message
 
 
-def bits_badge(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
+def bits_badge(channel_id: int | str, /, **overrides: Any) -> dict[str, Any]:
     """A shared Bits badge unlock: a flat object with no wrapper."""
     message: dict[str, Any] = {
         "user_id": "1001",
@@ -138,7 +146,7 @@ def _reward(channel_id: str) -> dict[str, Any]:
     }
 
 
-def channel_points(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
+def channel_points(channel_id: int | str, /, **overrides: Any) -> dict[str, Any]:
     """A ``reward-redeemed`` event; overrides apply to ``data.redemption``.
 
     ``user_input`` is left out (as for rewards without input) unless given.
@@ -157,7 +165,7 @@ def channel_points(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
     return {"type": "reward-redeemed", "data": {"timestamp": now, "redemption": redemption}}
 
 
-def subscription(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
+def subscription(channel_id: int | str, /, **overrides: Any) -> dict[str, Any]:
     """A ``resub`` with a shared streak: a flat object discriminated by ``context``."""
     message: dict[str, Any] = {
         "benefit_end_month": 0,
@@ -181,7 +189,7 @@ def subscription(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
     return message
 
 
-def moderation(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
+def moderation(channel_id: int | str, /, **overrides: Any) -> dict[str, Any]:
     """A ``moderation_action`` timeout (``args`` are strings, as live)."""
     data: dict[str, Any] = {
         "type": "chat_login_moderation",
@@ -199,7 +207,7 @@ def moderation(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
     return {"type": "moderation_action", "data": data}
 
 
-def whisper(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
+def whisper(channel_id: int | str, /, **overrides: Any) -> dict[str, Any]:
     """A ``whisper_received`` event to user ``channel_id``, double-encoded as on the wire.
 
     Overrides apply to the whisper object; ``data`` is re-encoded from it afterwards.
@@ -236,7 +244,7 @@ def whisper(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def automod_queue(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
+def automod_queue(channel_id: int | str, /, **overrides: Any) -> dict[str, Any]:
     """A PENDING ``automod_caught_message`` for moderators; overrides apply to ``data``."""
     text = "you are a clown"
     data: dict[str, Any] = {
@@ -265,14 +273,14 @@ def automod_queue(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
     return {"type": "automod_caught_message", "data": data}
 
 
-def user_moderation_notification(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
+def user_moderation_notification(channel_id: int | str, /, **overrides: Any) -> dict[str, Any]:
     """The chatter's own held message was resolved; overrides apply to ``data``."""
     data: dict[str, Any] = {"message_id": str(uuid.uuid4()), "status": "DENIED"}
     _apply(data, overrides)
     return {"type": "automod_caught_message", "data": data}
 
 
-def low_trust_user(channel_id: int | str, **overrides: Any) -> dict[str, Any]:
+def low_trust_user(channel_id: int | str, /, **overrides: Any) -> dict[str, Any]:
     """A ``low_trust_user_treatment_update`` (a user put under monitoring)."""
     channel = str(channel_id)
     target = "1007"
@@ -332,7 +340,7 @@ def _kind(kind: str) -> tuple[str, int, Callable[..., dict[str, Any]]]:
 
 
 def build_event(
-    kind: str, channel_id: int | str, user_id: int | str | None = None, **overrides: Any
+    kind: str, channel_id: int | str, user_id: int | str | None = None, /, **overrides: Any
 ) -> tuple[str, dict[str, Any]]:
     """Build a realistic event of ``kind``.
 

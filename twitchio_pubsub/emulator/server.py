@@ -379,6 +379,7 @@ class PubSubEmulator:
     async def trigger(
         self,
         kind: str,
+        /,
         channel: int | str,
         user: int | str | None = None,
         **overrides: Any,
@@ -387,6 +388,9 @@ class PubSubEmulator:
 
         For two-id topics with no ``user``, the event goes to every listened topic of
         that family on ``channel`` (whoever the moderator is).
+
+        ``overrides`` replace payload fields, any of them: ``channel_id``, ``user_id`` or
+        ``kind`` included (dotted keys reach nested fields, ``None`` removes a key).
 
         Returns
         -------
@@ -428,7 +432,7 @@ class PubSubEmulator:
         conn._drop_timer = None
         if self._connections.get(conn.id) is conn:
             log.info("connection %d ignored RECONNECT; dropping it", conn.id)
-            self.drop(conn.id)
+            self._drop_now(conn.id)
 
     async def send_raw(self, text: str, connection: int | None = None) -> int:
         """Send ``text`` as a text frame, unchecked, to one connection or all."""
@@ -446,8 +450,8 @@ class PubSubEmulator:
         log.info("closed %d connection(s) with code %d", len(conns), code)
         return len(conns)
 
-    def drop(self, connection: int | None = None) -> int:
-        """Abort one connection or all at the TCP level, with no close frame."""
+    def _drop_now(self, connection: int | None = None) -> int:
+        """Abort connections at once (also used from a timer callback)."""
         conns = self._select(connection)
         for conn in conns:
             self._connections.pop(conn.id, None)
@@ -456,7 +460,17 @@ class PubSubEmulator:
         log.info("dropped %d connection(s)", len(conns))
         return len(conns)
 
-    def silence(self, connection: int | None = None, silent: bool = True) -> int:
+    async def drop(self, connection: int | None = None) -> int:
+        """Abort one connection or all at the TCP level, with no close frame.
+
+        Returns
+        -------
+        :class:`int`
+            How many connections were dropped.
+        """
+        return self._drop_now(connection)
+
+    async def silence(self, connection: int | None = None, silent: bool = True) -> int:
         """Stop (or, with ``silent=False``, resume) answering PINGs."""
         conns = self._select(connection)
         for conn in conns:
@@ -464,7 +478,7 @@ class PubSubEmulator:
         log.info("%s PONGs on %d connection(s)", "stopped" if silent else "resumed", len(conns))
         return len(conns)
 
-    def refuse_connections(self, seconds: float, status: int = 503) -> None:
+    async def refuse_connections(self, seconds: float, status: int = 503) -> None:
         """Answer every new handshake with HTTP ``status`` (503) for ``seconds`` (an outage)."""
         if seconds < 0:
             raise ValueError("seconds must not be negative")
@@ -474,12 +488,12 @@ class PubSubEmulator:
         self._refuse_status = status
         log.info("refusing new connections for %.1f s", seconds)
 
-    def invalidate_token(self, token: str) -> None:
+    async def invalidate_token(self, token: str) -> None:
         """Make every later LISTEN with ``token`` fail with ``ERR_BADAUTH``."""
         self._invalid_tokens.add(token)
         log.info("a token was marked invalid")
 
-    def validate_token(self, token: str) -> None:
+    async def validate_token(self, token: str) -> None:
         """Accept ``token`` again after :meth:`invalidate_token` or :meth:`revoke_token`."""
         self._invalid_tokens.discard(token)
 
@@ -505,7 +519,7 @@ class PubSubEmulator:
         log.info("revoked a token: %d topic(s) dropped", len(revoked))
         return revoked
 
-    def fail_next_listens(self, error: str | None, count: int = 1) -> None:
+    async def fail_next_listens(self, error: str | None, count: int = 1) -> None:
         """Answer the next ``count`` valid LISTENs with ``error``.
 
         ``error=None`` leaves them unanswered instead (to test timeouts).
@@ -515,7 +529,7 @@ class PubSubEmulator:
         self._listen_faults.extend([error] * count)
         log.info("the next %d LISTEN(s) will get %s", count, error or "no answer")
 
-    def fail_next_unlistens(self, error: str, count: int = 1) -> None:
+    async def fail_next_unlistens(self, error: str, count: int = 1) -> None:
         """Answer the next ``count`` UNLISTENs with ``error`` (the topics stay listened)."""
         if count < 0:
             raise ValueError("count must not be negative")
@@ -618,7 +632,7 @@ class PubSubEmulator:
 
     async def _c_drop(self, request: web.Request) -> web.Response:
         body = await self._body(request)
-        return web.json_response({"connections": self.drop(self._connection_field(body))})
+        return web.json_response({"connections": await self.drop(self._connection_field(body))})
 
     async def _c_close(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -630,7 +644,7 @@ class PubSubEmulator:
         silent = body.get("silent", True)
         if not isinstance(silent, bool):
             raise _BadRequest("field 'silent' must be a boolean")
-        count = self.silence(self._connection_field(body), silent)
+        count = await self.silence(self._connection_field(body), silent)
         return web.json_response({"connections": count})
 
     async def _c_refuse(self, request: web.Request) -> web.Response:
@@ -641,7 +655,7 @@ class PubSubEmulator:
             raise _BadRequest("seconds must not be negative")
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
             raise _BadRequest("status must be an HTTP error status (400-599)")
-        self.refuse_connections(float(seconds), status)
+        await self.refuse_connections(float(seconds), status)
         return web.json_response({"refusing_for": float(seconds)})
 
     async def _c_revoke(self, request: web.Request) -> web.Response:
@@ -653,9 +667,9 @@ class PubSubEmulator:
         body = await self._body(request)
         token = self._field(body, "token", str)
         if body.get("valid", False) is True:
-            self.validate_token(token)
+            await self.validate_token(token)
         else:
-            self.invalidate_token(token)
+            await self.invalidate_token(token)
         return web.json_response({"ok": True})
 
     async def _c_raw(self, request: web.Request) -> web.Response:
@@ -672,5 +686,5 @@ class PubSubEmulator:
         count = body.get("count", 1)
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise _BadRequest("field 'count' must be a non-negative integer")
-        self.fail_next_listens(error, count)
+        await self.fail_next_listens(error, count)
         return web.json_response({"pending_faults": len(self._listen_faults)})
