@@ -219,7 +219,8 @@ async def test_close_closes_clients(session: aiohttp.ClientSession) -> None:
 
 async def _post(session: aiohttp.ClientSession, url: str, body: Any) -> tuple[int, Any]:
     data = body if isinstance(body, str) else json.dumps(body)
-    async with session.post(url, data=data) as resp:
+    headers = {"Content-Type": "application/json"}
+    async with session.post(url, data=data, headers=headers) as resp:
         return resp.status, await resp.json()
 
 

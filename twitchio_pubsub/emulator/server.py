@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import ipaddress
 import itertools
 import json
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -49,18 +52,54 @@ class EmulatorConnection:
         When set, PINGs on this connection get no PONG.
     """
 
-    __slots__ = ("_drop_timer", "_request", "id", "silent", "topics", "ws")
+    __slots__ = (
+        "_drop_timer",
+        "_outbox",
+        "_request",
+        "_wakeup",
+        "_writer",
+        "id",
+        "silent",
+        "topics",
+        "ws",
+    )
 
     def __init__(self, id: int, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.id = id
         self.ws = ws
         self._request = request
         self.topics: dict[str, str | None] = {}
+        # Frames wait here for the connection's writer task, so that one client that
+        # stops reading holds up only itself.
+        self._outbox: collections.deque[str] = collections.deque()
+        self._wakeup = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
         self.silent = False
         self._drop_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return f"<EmulatorConnection id={self.id} topics={len(self.topics)}>"
+
+    def send(self, text: str) -> bool:
+        """Queue a frame; ``False`` when the client already has too many waiting."""
+        if len(self._outbox) >= MAX_BUFFERED:
+            return False
+        self._outbox.append(text)
+        self._wakeup.set()
+        return True
+
+    async def _write(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._outbox:
+                text = self._outbox[0]
+                try:
+                    await self.ws.send_str(text)
+                except (ConnectionError, RuntimeError):
+                    self._outbox.clear()
+                    return
+                self._outbox.popleft()
 
     def abort(self) -> None:
         """Drop the TCP connection at once, without a websocket close frame."""
@@ -70,6 +109,31 @@ class EmulatorConnection:
         transport = self._request.transport
         if transport is not None:
             transport.abort()
+
+
+#: Frames a client may leave unread before the emulator drops it (Twitch: "more than 30").
+MAX_BUFFERED = 30
+#: The longest outage ``refuse_connections`` takes, and the most queued LISTEN faults.
+MAX_REFUSE_SECONDS = 86_400.0
+MAX_FAULTS = 10_000
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip().lower()
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"numbers must be finite, got {name}")
 
 
 class _BadRequest(Exception):
@@ -135,6 +199,8 @@ class PubSubEmulator:
         self.refused = 0
         #: The most connections that were open at once (tests may reset it to 0).
         self.peak_connections = 0
+        #: Connections dropped for leaving more than 30 messages unread.
+        self.slow_clients_dropped = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -178,6 +244,13 @@ class PubSubEmulator:
         self._bound_port = int(runner.addresses[0][1])
         self._runner = runner
         log.info("PubSub emulator listening on %s", self.url)
+        if not _is_loopback(self.host):
+            log.warning(
+                "the emulator is bound to %s, so not only this machine can reach it: "
+                "anyone who can connect may drive its control API, which has no "
+                "authentication. Bind to 127.0.0.1 unless you mean it.",
+                self.host,
+            )
 
     async def close(self) -> None:
         """Close every connection (close code 1001) and stop the server."""
@@ -262,6 +335,9 @@ class PubSubEmulator:
             return web.Response(status=426, text="this is a PubSub websocket endpoint")
         await ws.prepare(request)
         conn = EmulatorConnection(next(self._ids), ws, request)
+        conn._writer = asyncio.get_running_loop().create_task(
+            conn._write(), name=f"emulator-connection-{conn.id}-writer"
+        )
         self._connections[conn.id] = conn
         self.peak_connections = max(self.peak_connections, len(self._connections))
         self._changed.set()
@@ -271,8 +347,12 @@ class PubSubEmulator:
                 if msg.type == WSMsgType.TEXT:
                     await self._handle_frame(conn, msg.data)
                 elif msg.type == WSMsgType.BINARY:
-                    await ws.send_str(protocol.build_response(None, protocol.ERR_BADMESSAGE))
+                    conn.send(protocol.build_response(None, protocol.ERR_BADMESSAGE))
         finally:
+            writer = conn._writer
+            if writer is not None:
+                writer.cancel()
+                await asyncio.wait((writer,))
             if conn._drop_timer is not None:
                 conn._drop_timer.cancel()
                 conn._drop_timer = None
@@ -285,23 +365,23 @@ class PubSubEmulator:
         frame = protocol.parse_client_frame(text)
         if isinstance(frame, protocol.Ping):
             if not conn.silent:
-                await conn.ws.send_str(protocol.build_pong())
+                conn.send(protocol.build_pong())
             return
         if isinstance(frame, protocol.InvalidFrame):
             log.info("connection %d sent a bad frame: %s", conn.id, frame.reason)
-            await conn.ws.send_str(protocol.build_response(None, protocol.ERR_BADMESSAGE))
+            conn.send(protocol.build_response(None, protocol.ERR_BADMESSAGE))
             return
         if isinstance(frame, protocol.Unlisten):
             if self._unlisten_faults:
                 fault = self._unlisten_faults.pop(0)
                 log.info("connection %d UNLISTEN %s -> %s", conn.id, ", ".join(frame.topics), fault)
-                await conn.ws.send_str(protocol.build_response(frame.nonce, fault))
+                conn.send(protocol.build_response(frame.nonce, fault))
                 return
             for topic in frame.topics:
                 conn.topics.pop(topic, None)
             self._changed.set()
             log.info("connection %d UNLISTEN %s", conn.id, ", ".join(frame.topics))
-            await conn.ws.send_str(protocol.build_response(frame.nonce))
+            conn.send(protocol.build_response(frame.nonce))
             return
         self.listen_count += 1
         error = self._check_listen(conn, frame)
@@ -317,7 +397,7 @@ class PubSubEmulator:
                 conn.topics[topic] = frame.auth_token
             self._changed.set()
             log.info("connection %d LISTEN %s", conn.id, ", ".join(frame.topics))
-        await conn.ws.send_str(protocol.build_response(frame.nonce, error or ""))
+        conn.send(protocol.build_response(frame.nonce, error or ""))
 
     def _check_listen(self, conn: EmulatorConnection, frame: protocol.Listen) -> str | None:
         for topic in frame.topics:
@@ -343,11 +423,15 @@ class PubSubEmulator:
         for conn in conns:
             if conn.ws.closed:
                 continue
-            try:
-                await conn.ws.send_str(text)
-            except (ConnectionError, RuntimeError):
+            if conn.send(text):
+                sent += 1
                 continue
-            sent += 1
+            # As Twitch does with a client that has more than 30 messages unread.
+            log.info("connection %d left %d messages unread; dropping it", conn.id, MAX_BUFFERED)
+            self.slow_clients_dropped += 1
+            self._drop_now(conn.id)
+        # Let the connections' writers run before the next event is queued.
+        await asyncio.sleep(0)
         return sent
 
     async def publish(self, topic: str, message: dict[str, Any] | str) -> int:
@@ -480,8 +564,10 @@ class PubSubEmulator:
 
     async def refuse_connections(self, seconds: float, status: int = 503) -> None:
         """Answer every new handshake with HTTP ``status`` (503) for ``seconds`` (an outage)."""
-        if seconds < 0:
-            raise ValueError("seconds must not be negative")
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError("seconds must be finite and not negative")
+        if seconds > MAX_REFUSE_SECONDS:
+            raise ValueError(f"seconds must be at most {MAX_REFUSE_SECONDS:g}")
         if not 400 <= status <= 599:
             raise ValueError("status must be an HTTP error status (400-599)")
         self._refuse_until = time.monotonic() + seconds
@@ -526,6 +612,8 @@ class PubSubEmulator:
         """
         if count < 0:
             raise ValueError("count must not be negative")
+        if len(self._listen_faults) + count > MAX_FAULTS:
+            raise ValueError(f"count must be at most {MAX_FAULTS} faults in all")
         self._listen_faults.extend([error] * count)
         log.info("the next %d LISTEN(s) will get %s", count, error or "no answer")
 
@@ -562,9 +650,13 @@ class PubSubEmulator:
         request: web.Request,
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> web.StreamResponse:
+        if request.path.startswith("/control/"):
+            refusal = self._refuse_control(request)
+            if refusal is not None:
+                return refusal
         try:
             return await handler(request)
-        except _BadRequest as exc:
+        except (_BadRequest, ValueError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         except web.HTTPException:
             raise
@@ -572,14 +664,31 @@ class PubSubEmulator:
             log.exception("control request %s failed", request.path)
             return web.json_response({"error": f"internal error: {type(exc).__name__}"}, status=500)
 
+    def _refuse_control(self, request: web.Request) -> web.Response | None:
+        """Guard the unauthenticated control API against other web pages."""
+        if _is_loopback(self.host) and not _is_loopback(request.host):
+            # DNS rebinding: a page whose name resolves to 127.0.0.1 sends its own Host.
+            return web.json_response(
+                {"error": f"Host {request.host[:80]!r} is not allowed: use 127.0.0.1"},
+                status=403,
+            )
+        if request.method == "POST" and request.content_type != "application/json":
+            # Pages can POST text/plain or forms cross-origin without asking; not JSON.
+            return web.json_response(
+                {"error": "control requests must have Content-Type: application/json"},
+                status=415,
+            )
+        return None
+
     @staticmethod
     async def _body(request: web.Request) -> dict[str, Any]:
         if not request.can_read_body:
             return {}
         try:
-            body = await request.json()
-        except ValueError:
-            raise _BadRequest("body is not valid JSON") from None
+            body = json.loads(await request.text(), parse_constant=_no_constants)
+        except ValueError as exc:
+            detail = str(exc) if "finite" in str(exc) else "body is not valid JSON"
+            raise _BadRequest(detail) from None
         if not isinstance(body, dict):
             raise _BadRequest("body must be a JSON object")
         return body
@@ -651,8 +760,6 @@ class PubSubEmulator:
         body = await self._body(request)
         seconds = self._field(body, "seconds", (int, float))
         status = body.get("status", 503)
-        if seconds < 0:
-            raise _BadRequest("seconds must not be negative")
         if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
             raise _BadRequest("status must be an HTTP error status (400-599)")
         await self.refuse_connections(float(seconds), status)
