@@ -1,4 +1,4 @@
-"""Command line: ``python -m twitchio_pubsub {serve,trigger,demo}``.
+"""Command line: ``python -m twitchio_pubsub {serve,trigger,demo}`` (``twitchio-pubsub``).
 
 ``serve`` runs the PubSub emulator; ``trigger`` asks a running emulator to publish a
 realistic event; ``demo`` shows the library working end to end against an embedded
@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import signal
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -36,10 +38,50 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key, value
 
 
-def _build_parser() -> argparse.ArgumentParser:
-    from .emulator.payloads import KINDS
+_DESCRIPTION = (
+    "Run a local Twitch PubSub emulator, make it send events, or watch the demo. "
+    "'COMMAND --help' tells more about each command."
+)
 
-    parser = _Parser(prog="twitchio-pubsub", description=__doc__)
+
+def _regex(text: str) -> str:
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(
+            f"not a valid regular expression {text!r}: {exc}"
+        ) from None
+    return text
+
+
+def _server_url(text: str) -> str:
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an http:// URL; for example http://127.0.0.1:8765"
+        )
+    return text.rstrip("/")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 1000, got {text!r}")
+    return value
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+    from .emulator.payloads import ALIASES, KINDS
+
+    parser = _Parser(
+        prog="twitchio-pubsub",
+        description=_DESCRIPTION,
+    )
+    parser.add_argument("--version", action="version", version=f"twitchio-pubsub {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -51,16 +93,34 @@ def _build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="REGEX",
+        type=_regex,
         help="also accept topics matching REGEX (repeatable)",
     )
 
-    trigger = sub.add_parser("trigger", help="publish a realistic event on a running emulator")
-    trigger.add_argument("kind", choices=sorted(KINDS), metavar="KIND", help=", ".join(KINDS))
+    aliases = ", ".join(f"{alias} = {kind}" for alias, kind in ALIASES.items())
+    trigger = sub.add_parser(
+        "trigger",
+        help="publish a realistic event on a running emulator",
+        description="Make a running emulator publish a realistic event and print it.",
+        epilog=f"KIND is one of: {', '.join(KINDS)}; Twitch CLI's names work too ({aliases}). "
+        "A wrong --set field is an error that lists the fields of the kind.",
+    )
+    trigger.add_argument(
+        "kind", choices=[*KINDS, *ALIASES], metavar="KIND", help="the kind of event"
+    )
     trigger.add_argument("--channel", required=True, help="channel id (whispers: user id)")
     trigger.add_argument(
         "--user", help="second id of two-id topics (moderator/chatter); default: any listener"
     )
-    trigger.add_argument("--server", default="http://127.0.0.1:8765", help="emulator base URL")
+    trigger.add_argument(
+        "--server",
+        default="http://127.0.0.1:8765",
+        type=_server_url,
+        help="the emulator's base URL (http://127.0.0.1:8765)",
+    )
+    trigger.add_argument(
+        "--count", type=_count, default=1, metavar="N", help="send N events (1 to 1000)"
+    )
     trigger.add_argument(
         "--set",
         dest="overrides",
@@ -114,37 +174,61 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _error(message: str) -> int:
+    print(f"twitchio-pubsub: error: {message}", file=sys.stderr)
+    return 1
+
+
 async def _trigger(args: argparse.Namespace) -> int:
     import aiohttp
 
     body: dict[str, Any] = {"kind": args.kind, "channel": args.channel, "set": dict(args.overrides)}
     if args.user is not None:
         body["user"] = args.user
-    url = args.server.rstrip("/") + "/control/trigger"
+    url = args.server + "/control/trigger"
+    delivered = 0
     try:
-        async with aiohttp.ClientSession() as session, session.post(url, json=body) as resp:
-            try:
-                answer = await resp.json(content_type=None)
-            except ValueError:
-                answer = {}
-            if resp.status != 200 or not isinstance(answer, dict):
-                error = answer.get("error") if isinstance(answer, dict) else None
-                print(f"twitchio-pubsub: error: {error or f'HTTP {resp.status}'}", file=sys.stderr)
-                return 1
+        async with aiohttp.ClientSession() as session:
+            for _ in range(args.count):
+                async with session.post(url, json=body) as resp:
+                    try:
+                        answer = await resp.json(content_type=None)
+                    except ValueError:
+                        answer = {}
+                if resp.status != 200 or not isinstance(answer, dict):
+                    error = answer.get("error") if isinstance(answer, dict) else None
+                    return _error(error or f"HTTP {resp.status} from {args.server}")
+                print(json.dumps(answer.get("message"), indent=2, ensure_ascii=False))
+                delivered += int(answer.get("delivered", 0))
+    except aiohttp.ClientConnectorError:
+        return _error(
+            f"no emulator answers at {args.server}; start one with: twitchio-pubsub serve"
+        )
     except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return _error(f"cannot reach the emulator at {args.server}: {exc or type(exc).__name__}")
+    topics = ", ".join(answer.get("topics") or [])
+    print(f"{args.kind}: {args.count} event(s) on {topics}: delivered {delivered} time(s)")
+    if not delivered:
+        listened = answer.get("listened") or []
         print(
-            f"twitchio-pubsub: error: cannot reach the emulator at {args.server}: "
-            f"{exc or type(exc).__name__}",
+            f"nobody listens to {topics} on this emulator; "
+            + (f"listened: {', '.join(listened)}" if listened else "no topic is listened at all"),
             file=sys.stderr,
         )
-        return 1
-    print(f"{args.kind}: delivered to {answer.get('delivered', 0)} connection(s)")
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line interface; returns the exit status."""
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "trigger":
+        from .emulator.payloads import fields
+
+        known = fields(args.kind)
+        unknown = [key for key, _ in args.overrides if key not in known]
+        if unknown:
+            parser.error(f"{args.kind} has no field {unknown[0]!r}; its fields: {', '.join(known)}")
     if args.command == "serve":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         return asyncio.run(_serve(args))

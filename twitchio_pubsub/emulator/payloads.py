@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 __all__ = (
+    "ALIASES",
     "KINDS",
     "automod_queue",
     "bits",
@@ -28,6 +29,7 @@ __all__ = (
     "build_event",
     "channel_points",
     "event_topic",
+    "fields",
     "low_trust_user",
     "moderation",
     "rfc3339_now",
@@ -317,6 +319,70 @@ KINDS: dict[str, tuple[str, int, Callable[..., dict[str, Any]]]] = {
     ),
     "low_trust_user": ("low-trust-users", 2, low_trust_user),
 }
+
+
+#: Twitch CLI's names for the same events (``twitch event trigger cheer``), accepted too.
+ALIASES: dict[str, str] = {
+    "cheer": "bits",
+    "subscribe": "subscription",
+    "add-redemption": "channel_points",
+}
+
+#: Fields Twitch sends only sometimes, so the default events leave them out; they may
+#: be set all the same.
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "bits": ("message_id",),
+    "channel_points": ("user_input",),
+    "subscription": (
+        "recipient_id",
+        "recipient_user_name",
+        "recipient_display_name",
+        "user_id",
+        "user_name",
+        "is_anonymous",
+    ),
+    "moderation": ("moderator_message", "requester_id", "requester_login"),
+}
+
+_PROBE = "__twitchio_pubsub_probe__"
+
+
+def _find_probe(value: Any) -> dict[str, Any] | None:
+    if isinstance(value, dict):
+        if _PROBE in value:
+            return value
+        for child in value.values():
+            found = _find_probe(child)
+            if found is not None:
+                return found
+    return None
+
+
+def _paths(obj: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in obj.items():
+        path = prefix + key
+        out.append(path)
+        if isinstance(value, dict):
+            out.extend(_paths(value, path + "."))
+    return out
+
+
+def fields(kind: str) -> list[str]:
+    """The fields an override of ``kind`` may set, as dotted paths, sorted.
+
+    Raises
+    ------
+    ValueError
+        ``kind`` is unknown.
+    """
+    kind = ALIASES.get(kind, kind)
+    _, _, builder = _kind(kind)
+    target = _find_probe(builder("1", **{_PROBE: True}))
+    if target is None:  # pragma: no cover - every builder applies its overrides
+        return []
+    del target[_PROBE]
+    return sorted({*_paths(target), *OPTIONAL_FIELDS.get(kind, ())})
 
 
 def event_topic(kind: str, channel_id: int | str, user_id: int | str | None = None) -> str:

@@ -481,22 +481,31 @@ class PubSubEmulator:
         :class:`int`
             How many connections received it.
         """
+        delivered, _, _ = await self._trigger(kind, channel, user, overrides)
+        return delivered
+
+    async def _trigger(
+        self, kind: str, channel: int | str, user: int | str | None, overrides: dict[str, Any]
+    ) -> tuple[int, list[str], dict[str, Any]]:
+        """Build and publish; returns (connections reached, topics, message)."""
+        kind = payloads.ALIASES.get(kind, kind)
         topic, message = payloads.build_event(kind, channel, user, **overrides)
         family, ids, _ = payloads.KINDS[kind]
+        targets = [topic]
         if ids == 2 and user is None:
             suffix = f".{channel}"
-            topics = {
+            listened = {
                 t
                 for c in self._connections.values()
                 for t in c.topics
                 if t.startswith(family + ".") and t.endswith(suffix) and t.count(".") == 2
             }
-            if topics:
-                total = 0
-                for t in sorted(topics):
-                    total += await self.publish(t, message)
-                return total
-        return await self.publish(topic, message)
+            targets = sorted(listened) or targets
+        delivered = 0
+        for target in targets:
+            delivered += await self.publish(target, message)
+        log.info("triggered %s on %s: %d connection(s)", kind, ", ".join(targets), delivered)
+        return delivered, targets, message
 
     async def send_reconnect(self, connection: int | None = None) -> int:
         """Send RECONNECT to one connection (by id) or to all; returns how many got it."""
@@ -729,10 +738,13 @@ class PubSubEmulator:
         if not isinstance(overrides, dict):
             raise _BadRequest("field 'set' must be an object")
         try:
-            delivered = await self.trigger(kind, channel, user, **overrides)
+            delivered, topics, message = await self._trigger(kind, channel, user, overrides)
         except ValueError as exc:
             raise _BadRequest(str(exc)) from None
-        return web.json_response({"delivered": delivered})
+        answer: dict[str, Any] = {"delivered": delivered, "topics": topics, "message": message}
+        if not delivered:
+            answer["listened"] = sorted({t for c in self._connections.values() for t in c.topics})
+        return web.json_response(answer)
 
     async def _c_reconnect(self, request: web.Request) -> web.Response:
         body = await self._body(request)
