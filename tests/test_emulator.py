@@ -266,7 +266,8 @@ async def test_control_faults(
     assert (status, body) == (200, {"topics": [BITS]})
     assert (await raw.recv())["type"] == "AUTH_REVOKED"
     status, body = await _post(session, base + "/trigger", {"kind": "bits", "channel": "5"})
-    assert (status, body) == (200, {"delivered": 0})
+    assert status == 200 and body["delivered"] == 0 and body["listened"] == []
+    assert body["topics"] == ["channel-bits-events-v2.5"] and body["message"]["data"]["bits_used"]
     assert await _post(session, base + "/drop", {}) == (200, {"connections": 1})
     assert await _post(session, base + "/refuse", {"seconds": 0.2}) == (200, {"refusing_for": 0.2})
     with pytest.raises(aiohttp.WSServerHandshakeError):

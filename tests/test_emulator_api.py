@@ -31,7 +31,9 @@ async def test_control_api_overrides_ids(emulator: PubSubEmulator, raw: RawClien
         body = {"kind": "whisper", "channel": 42, "set": {"user_id": "5", "channel_id": "6"}}
         async with http.post(f"{emulator.http_url}/control/trigger", json=body) as resp:
             assert resp.status == 200, await resp.text()
-            assert await resp.json() == {"delivered": 1}
+            answer = await resp.json()
+            assert answer["delivered"] == 1 and answer["topics"] == ["whispers.42"]
+            assert answer["message"]["data_object"]["user_id"] == "5"
 
 
 async def test_deep_dotted_override_is_refused(emulator: PubSubEmulator) -> None:
