@@ -32,6 +32,8 @@ rst_prolog = """
 .. _coroutine_link: https://docs.python.org/3/library/asyncio-task.html#coroutine
 """
 
-html_theme = "alabaster"
+html_theme = "furo"
+html_title = "twitchio-pubsub"
 html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 exclude_patterns = ["_build"]

@@ -62,9 +62,12 @@ def test_snippets_were_found() -> None:
 
 
 @pytest.mark.parametrize(("name", "fragment", "code"), SNIPPETS, ids=[s[0] for s in SNIPPETS])
-def test_every_snippet_parses(name: str, fragment: bool, code: str) -> None:
+def test_every_snippet_parses_and_fits_the_page(name: str, fragment: bool, code: str) -> None:
     flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT if fragment else 0
     compile(code, name, "exec", flags=flags)
+    # The docs theme shows about 84 characters of code at 800 px before cutting lines.
+    long = [line for line in code.splitlines() if len(line) > 80]
+    assert not long, long
 
 
 def _kind_of(topic: str) -> tuple[str, int, int | None]:
