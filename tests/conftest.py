@@ -121,6 +121,16 @@ FAST = {
 }
 
 
+def make_pool(client: Any, emulator: PubSubEmulator, cls: Any = None, **kw: Any) -> Any:
+    """A pool aimed at ``emulator`` with the fast test timings and a seeded ``rng``."""
+    import random
+
+    import twitchio_pubsub as tp
+
+    settings = {**FAST, "rng": random.Random(7), **kw}
+    return (cls or tp.PubSubPool)(client, endpoint=emulator.url, **settings)
+
+
 @pytest.fixture
 async def client() -> Any:
     import twitchio

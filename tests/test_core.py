@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import socket
 from typing import Any
 
@@ -20,23 +19,9 @@ import twitchio_pubsub as tp
 from twitchio_pubsub import protocol
 from twitchio_pubsub.emulator import PubSubEmulator
 
-from .conftest import FAST, Recorder, settle
+from .conftest import FAST, Recorder, make_pool, settle
 
 TOKEN = "user-token-abc123"
-
-
-def make_pool(
-    client: Any, emulator: PubSubEmulator, cls: type[tp.PubSubPool] = tp.PubSubPool, **kw: Any
-) -> tp.PubSubPool:
-    settings = {**FAST, "rng": random.Random(7), **kw}
-    return cls(client, endpoint=emulator.url, **settings)
-
-
-def bits_payload(n: int, channel: int = 1) -> dict[str, Any]:
-    return {
-        "data": {"channel_id": str(channel), "bits_used": n, "user_id": "9", "user_name": "u"},
-        "message_id": f"m{n}",
-    }
 
 
 class LoopWatch:

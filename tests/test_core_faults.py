@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from typing import Any
 
 import pytest
@@ -14,16 +13,9 @@ import twitchio_pubsub as tp
 from twitchio_pubsub import protocol
 from twitchio_pubsub.emulator import PubSubEmulator
 
-from .conftest import FAST, Recorder, settle
+from .conftest import Recorder, make_pool, settle
 
 TOKEN = "user-token-abc123"
-
-
-def make_pool(
-    client: Any, emulator: PubSubEmulator, cls: type[tp.PubSubPool] = tp.PubSubPool, **kw: Any
-) -> tp.PubSubPool:
-    settings = {**FAST, "rng": random.Random(3), **kw}
-    return cls(client, endpoint=emulator.url, **settings)
 
 
 async def wait_replaced(emulator: PubSubEmulator, old: set[int], topics: int) -> None:

@@ -11,13 +11,9 @@ import pytest
 import twitchio_pubsub as tp
 from twitchio_pubsub.emulator import PubSubEmulator
 
-from .conftest import FAST, Recorder
+from .conftest import Recorder, make_pool
 
 TOKEN = "user-token-abc123"
-
-
-def make_pool(client: Any, emulator: PubSubEmulator, **kw: Any) -> tp.PubSubPool:
-    return tp.PubSubPool(client, endpoint=emulator.url, **{**FAST, **kw})
 
 
 async def test_node_properties_and_connect(client: Any, emulator: PubSubEmulator) -> None:

@@ -12,16 +12,9 @@ import twitchio_pubsub as tp
 from twitchio_pubsub import protocol
 from twitchio_pubsub.emulator import PubSubEmulator
 
-from .conftest import FAST, Recorder, settle
+from .conftest import FAST, Recorder, make_pool, settle
 
 TOKEN = "user-token-abc123"
-
-
-def make_pool(
-    client: Any, emulator: PubSubEmulator, cls: type[tp.PubSubPool] = tp.PubSubPool, **kw: Any
-) -> tp.PubSubPool:
-    settings = {**FAST, **kw}
-    return cls(client, endpoint=emulator.url, **settings)
 
 
 def node_loads(emulator: PubSubEmulator) -> list[int]:

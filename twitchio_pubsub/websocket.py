@@ -573,12 +573,7 @@ class PubSubWebsocket:
         taken = False
         try:
             while not acquiring.done() and link.alive:
-                link.signal.clear()
-                watch = asyncio.ensure_future(link.signal.wait())
-                try:
-                    await asyncio.wait((acquiring, watch), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    watch.cancel()
+                await _until_signal(link, acquiring)
             taken = acquiring.done() and link.alive
             return taken
         finally:
@@ -623,12 +618,7 @@ class PubSubWebsocket:
         before = frozenset(self._wanted)
         hook = self._owner.reconnected(self)
         while not hook.done():
-            link.signal.clear()
-            watch = asyncio.ensure_future(link.signal.wait())
-            try:
-                await asyncio.wait((hook, watch), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                watch.cancel()
+            await _until_signal(link, hook)
             if not link.alive:
                 raise _LinkLost("connection lost during reconnect_hook")
             if self._wake_pending:
@@ -943,6 +933,19 @@ class PubSubWebsocket:
             except (ConnectionError, RuntimeError):
                 return
             self._latency = loop.time() - sent
+
+
+async def _until_signal(link: _Link, future: asyncio.Future[Any]) -> None:
+    """Wait until ``future`` is done or the socket's signal is set (whichever is first).
+
+    ``future`` is not cancelled when this returns or is cancelled: its owner decides.
+    """
+    link.signal.clear()
+    watch = asyncio.ensure_future(link.signal.wait())
+    try:
+        await asyncio.wait((future, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
 
 
 def by_token(topics: Iterable[Topic]) -> dict[Optional[str], list[Topic]]:
