@@ -43,20 +43,12 @@ import twitchio
 import twitchio_pubsub as tp
 from twitchio_pubsub.emulator import PubSubEmulator
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import _rss_kib
+
 TOPICS = 100
 TOKENS = 10
 FAULTS = ("reconnect", "drop", "close", "silence", "refuse", "revoke", "err_server")
-
-
-def _rss_kib() -> int:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def _fds() -> int:

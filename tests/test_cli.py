@@ -31,7 +31,8 @@ async def _run(*args: str) -> tuple[int, str, str]:
     return proc.returncode, out.decode(), err.decode()
 
 
-async def test_serve_then_trigger_then_ctrl_c(session: aiohttp.ClientSession) -> None:
+async def _serve() -> tuple[asyncio.subprocess.Process, str]:
+    """Start ``serve`` on a free port; returns the process and its websocket URL."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -42,10 +43,14 @@ async def test_serve_then_trigger_then_ctrl_c(session: aiohttp.ClientSession) ->
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    assert proc.stdout is not None
+    line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+    return proc, line.split()[3]
+
+
+async def test_serve_then_trigger_then_ctrl_c(session: aiohttp.ClientSession) -> None:
+    proc, url = await _serve()
     try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        url = line.split()[3]
         assert url.startswith("ws://127.0.0.1:")
         http = url.replace("ws://", "http://")
         async with session.ws_connect(url) as ws:
@@ -182,20 +187,9 @@ async def test_trigger_alias_count_and_nobody_listening(
 
 
 async def test_serve_logs_triggers_and_faults() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "twitchio_pubsub",
-        "serve",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc, url = await _serve()
     try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        http = line.split()[3].replace("ws://", "http://")
+        http = url.replace("ws://", "http://")
         code, _, err = await _run("trigger", "bits", "--channel", "1", "--server", http)
         assert code == 0, err
         async with (
