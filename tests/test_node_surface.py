@@ -105,3 +105,42 @@ async def test_nodes_cannot_be_made_outside_a_pool(client: Any) -> None:
     with pytest.raises(TypeError, match="PubSubPool"):
         tp.PubSubWebsocket(client, None)
     await asyncio.sleep(0)
+
+
+class NodeCallingHookPool(tp.PubSubPool):
+    """A reconnect_hook that uses the node it is given, as reference bots may."""
+
+    action = "subscribe"
+
+    async def reconnect_hook(
+        self, node: tp.PubSubWebsocket, topics: list[tp.Topic]
+    ) -> list[tp.Topic]:
+        if self.action == "subscribe":
+            await node.subscribe_topics([tp.whispers(TOKEN)[77]])
+        else:
+            await node.disconnect()
+        return topics
+
+
+@pytest.mark.parametrize("action", ["subscribe", "disconnect"])
+async def test_reconnect_hook_may_call_node_methods(
+    client: Any, emulator: PubSubEmulator, action: str
+) -> None:
+    cls = type("P", (NodeCallingHookPool,), {"action": action})
+    async with make_pool(client, emulator, cls, listen_timeout=5.0) as pool:
+        await pool.subscribe_topics([tp.bits(TOKEN)[1]])
+        first = emulator.connections[0].id
+        await emulator.send_reconnect()
+        if action == "subscribe":
+            await emulator.wait_until(
+                lambda: (
+                    [c.id for c in emulator.connections] not in ([first], [])
+                    and len(emulator.connections) == 1
+                    and set(emulator.connections[0].topics)
+                    == {"channel-bits-events-v2.1", "whispers.77"}
+                )
+            )
+            assert len(pool.topics) == 2 and len(pool.nodes) == 1
+        else:
+            await emulator.wait_until(lambda: emulator.connections == [])
+            assert pool.topics == [] and pool.nodes == []
