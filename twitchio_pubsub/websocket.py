@@ -203,7 +203,6 @@ class PubSubWebsocket:
         self._supervisor: Optional[asyncio.Task[None]] = None
         self._closing = False
         self._down_since: Optional[float] = None
-        self._attempt_started: Optional[float] = None
         self._last_error: Optional[str] = None
         self._latency: Optional[float] = None
         self._dedup = Deduplicator(self._settings.dedup_window)
@@ -525,7 +524,6 @@ class PubSubWebsocket:
 
     async def _open(self) -> _Link:
         loop = asyncio.get_running_loop()
-        self._attempt_started = loop.time()
         session = self._owner.session()
         size = self._settings.max_message_size
         if _HAS_WS_TIMEOUT:
