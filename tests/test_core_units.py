@@ -244,3 +244,15 @@ def test_error_event_reads_like_the_reference_dict() -> None:
     with pytest.raises(KeyError):
         event["data"]
     assert "RESPONSE" in repr(event) and "ERR_BADAUTH" in repr(event)
+
+
+async def test_parser_cache_keeps_only_short_topics(client: Any) -> None:
+    from twitchio_pubsub.models import base
+
+    long_topic = "channel-bits-events-v2." + "9" * 100_000
+    event, model = base.parse_message(client, long_topic, '{"data": {"bits_used": 1}}')
+    assert event == "pubsub_bits" and model.bits_used == 1  # type: ignore[attr-defined]
+    assert long_topic not in base._BY_TOPIC
+    base.parse_message(client, "channel-bits-events-v2.5", '{"data": {}}')
+    assert "channel-bits-events-v2.5" in base._BY_TOPIC
+    assert all(len(topic) <= 200 for topic in base._BY_TOPIC)
