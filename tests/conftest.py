@@ -131,6 +131,32 @@ def make_pool(client: Any, emulator: PubSubEmulator, cls: Any = None, **kw: Any)
     return (cls or tp.PubSubPool)(client, endpoint=emulator.url, **settings)
 
 
+async def wait_replaced(
+    emulator: PubSubEmulator,
+    old: int | set[int],
+    topics: int,
+    *,
+    connections: int | None = None,
+    timeout: float = 8.0,
+) -> None:
+    """Wait until none of the ``old`` connections is left and new ones hold ``topics``.
+
+    With ``connections``, also until exactly that many connections are open.
+    """
+    gone = {old} if isinstance(old, int) else old
+
+    def replaced() -> bool:
+        conns = emulator.connections
+        return (
+            bool(conns)
+            and not gone & {c.id for c in conns}
+            and sum(len(c.topics) for c in conns) == topics
+            and (connections is None or len(conns) == connections)
+        )
+
+    await emulator.wait_until(replaced, timeout=timeout)
+
+
 @pytest.fixture
 async def client() -> Any:
     import twitchio

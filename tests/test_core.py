@@ -19,7 +19,7 @@ import twitchio_pubsub as tp
 from twitchio_pubsub import protocol
 from twitchio_pubsub.emulator import PubSubEmulator
 
-from .conftest import FAST, Recorder, make_pool, settle
+from .conftest import FAST, Recorder, make_pool, settle, wait_replaced
 
 TOKEN = "user-token-abc123"
 
@@ -96,13 +96,7 @@ async def test_raising_wait_for_predicates_do_not_kill_the_node(
         await rec.wait("pubsub_bits")
         first = emulator.connections[0].id
         await emulator.drop()
-        await emulator.wait_until(
-            lambda: (
-                bool(emulator.connections)
-                and emulator.connections[0].id != first
-                and bool(emulator.connections[0].topics)
-            )
-        )
+        await wait_replaced(emulator, first, 1)
         await emulator.trigger("bits", 1, bits_used=6)
         await rec.wait("pubsub_bits", 2)
         assert emulator.handshakes == 2  # one reconnect, not one per event
@@ -268,13 +262,7 @@ async def test_reconnect_hook_bad_return_is_an_error_not_a_loss(
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         first = emulator.connections[0].id
         await emulator.drop()
-        await emulator.wait_until(
-            lambda: (
-                bool(emulator.connections)
-                and emulator.connections[0].id != first
-                and bool(emulator.connections[0].topics)
-            )
-        )
+        await wait_replaced(emulator, first, 1)
         (err,) = await rec.wait("pubsub_error")
         assert "reconnect_hook" in err.reason and "int" in err.reason
         assert pool.topics == [tp.bits(TOKEN)[1]]
@@ -463,13 +451,7 @@ async def test_oversized_frame_is_an_error_and_a_reconnect(
         await emulator.publish("channel-bits-events-v2.1", "x" * (100 * 1024))
         (err,) = await rec.wait("pubsub_error")
         assert "too large" in err.reason
-        await emulator.wait_until(
-            lambda: (
-                bool(emulator.connections)
-                and emulator.connections[0].id != first
-                and bool(emulator.connections[0].topics)
-            )
-        )
+        await wait_replaced(emulator, first, 1)
         await emulator.trigger("bits", 1)
         await rec.wait("pubsub_bits")
     with pytest.raises(ValueError, match="max_message_size"):

@@ -13,20 +13,9 @@ import twitchio_pubsub as tp
 from twitchio_pubsub import protocol
 from twitchio_pubsub.emulator import PubSubEmulator
 
-from .conftest import Recorder, make_pool, settle
+from .conftest import Recorder, make_pool, settle, wait_replaced
 
 TOKEN = "user-token-abc123"
-
-
-async def wait_replaced(emulator: PubSubEmulator, old: set[int], topics: int) -> None:
-    await emulator.wait_until(
-        lambda: (
-            bool(emulator.connections)
-            and not old & {c.id for c in emulator.connections}
-            and sum(len(c.topics) for c in emulator.connections) == topics
-        ),
-        timeout=8,
-    )
 
 
 # --------------------------------------------------------------------------- re-LISTEN errors

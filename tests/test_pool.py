@@ -12,7 +12,7 @@ import twitchio_pubsub as tp
 from twitchio_pubsub import protocol
 from twitchio_pubsub.emulator import PubSubEmulator
 
-from .conftest import FAST, Recorder, make_pool, settle
+from .conftest import FAST, Recorder, make_pool, settle, wait_replaced
 
 TOKEN = "user-token-abc123"
 
@@ -434,17 +434,6 @@ class CountingPool(tp.PubSubPool):
         return topics
 
 
-async def wait_for_new_connection(emulator: PubSubEmulator, old: int, topics: int) -> None:
-    await emulator.wait_until(
-        lambda: (
-            len(emulator.connections) == 1
-            and emulator.connections[0].id != old
-            and len(emulator.connections[0].topics) == topics
-        ),
-        timeout=6,
-    )
-
-
 @pytest.mark.parametrize("fault", ["close_frame", "drop", "reconnect"])
 async def test_reconnect_hook_runs_before_every_relisten(
     client: Any, emulator: PubSubEmulator, fault: str
@@ -460,7 +449,7 @@ async def test_reconnect_hook_runs_before_every_relisten(
             await emulator.drop()
         else:
             await emulator.send_reconnect()
-        await wait_for_new_connection(emulator, first, 2)
+        await wait_replaced(emulator, first, 2, connections=1, timeout=6)
         assert pool.hook_calls == [["channel-bits-events-v2.1", "whispers.2"]]
 
 
@@ -474,7 +463,7 @@ async def test_handshake_errors_are_retried(
         first = emulator.connections[0].id
         await emulator.refuse_connections(0.3, status=status)
         await emulator.drop()
-        await wait_for_new_connection(emulator, first, 1)
+        await wait_replaced(emulator, first, 1, connections=1, timeout=6)
         assert emulator.refused >= 1
         assert len(rec.values("pubsub_reconnecting")) >= 2
 
@@ -490,14 +479,14 @@ async def test_backoff_resets_after_a_healthy_connection(
         first = emulator.connections[0].id
         await emulator.refuse_connections(0.8)
         await emulator.drop()
-        await wait_for_new_connection(emulator, first, 1)
+        await wait_replaced(emulator, first, 1, connections=1, timeout=6)
         delays = [args[1] for args in rec.events["pubsub_reconnecting"]]
         assert len(delays) >= 4
         await asyncio.sleep(0.4)  # healthy for longer than backoff_reset_after
         count = len(delays)
         second = emulator.connections[0].id
         await emulator.drop()
-        await wait_for_new_connection(emulator, second, 1)
+        await wait_replaced(emulator, second, 1, connections=1, timeout=6)
         after = [args[1] for args in rec.events["pubsub_reconnecting"]][count:]
         assert after and after[0] <= 0.02
 
