@@ -302,10 +302,7 @@ class PubSubPool:
             if error in TRANSIENT and not record.pending:
                 kept = True  # held before: keep it and let the node try a new socket
                 continue
-            self._remove(record)
-            if record.pending:
-                record.resolve(error)
-            else:
+            if not self._remove(record, error):
                 dropped.append(record.topic)
         if dropped:
             if error == protocol.ERR_BADAUTH:
@@ -321,12 +318,11 @@ class PubSubPool:
         revoked: list[Topic] = []
         for key in keys:
             record = self._records.get(key)
-            if record is not None and record.node is node:
-                self._remove(record)
-                if record.pending:
-                    record.resolve(protocol.ERR_BADAUTH)  # its subscribe call runs the hook
-                else:
-                    revoked.append(record.topic)
+            if record is None or record.node is not node:
+                continue
+            # A subscribe call waiting for it runs the hook itself.
+            if not self._remove(record, protocol.ERR_BADAUTH):
+                revoked.append(record.topic)
         if revoked:
             log.info("AUTH_REVOKED for %s", _names(revoked))
             self._dispatcher.error(
@@ -577,8 +573,7 @@ class PubSubPool:
     def _fail_unconnected(self, record: _Record) -> None:
         node = record.node
         detail = node.describe_failure()
-        self._remove(record)
-        record.resolve(NOT_CONNECTED, detail)
+        self._remove(record, NOT_CONNECTED, detail)
         self._retire_if_empty(node)
 
     def _failure(self, failures: list[tuple[Topic, _Outcome]]) -> PubSubError:
@@ -625,8 +620,7 @@ class PubSubPool:
         nodes: dict[Node, None] = {}
         for topic in checked:
             record = self._records[topic.present or ""]
-            self._remove(record)
-            record.resolve(WITHDRAWN)
+            self._remove(record, WITHDRAWN)
             nodes[record.node] = None
         settling = []
         for node in nodes:
@@ -648,24 +642,29 @@ class PubSubPool:
         """A node's own ``disconnect()``: its topics leave the pool and it closes."""
         for record in list(self._records.values()):
             if record.node is node:
-                self._remove(record)
-                record.resolve(WITHDRAWN)
+                self._remove(record, WITHDRAWN)
         self._retire_if_empty(node)
         closing = self._retiring.get(node)
         if closing is not None:
             await wait_finished(closing)
 
-    def _remove(self, record: _Record) -> None:
+    def _remove(self, record: _Record, outcome: str, detail: str = "") -> bool:
+        """Take ``record`` out of the pool and give a waiting subscribe ``outcome``.
+
+        Returns whether a subscribe call was waiting for it.
+        """
         key = record.topic.present or ""
         if self._records.get(key) is record:
             del self._records[key]
             assigned = self._assigned.get(record.node)
             if assigned is not None:
                 assigned.pop(key, None)
+        waiting = record.pending
+        record.resolve(outcome, detail)
+        return waiting
 
     def _withdraw(self, record: _Record) -> None:
-        self._remove(record)
-        record.resolve(WITHDRAWN)
+        self._remove(record, WITHDRAWN)
         if not self._retire_if_empty(record.node):
             record.node.wake()
 
@@ -797,8 +796,7 @@ class PubSubPool:
         for key in before:
             record = self._records.get(key)
             if key not in returned and record is not None and record.node is node:
-                self._remove(record)
-                record.resolve(WITHDRAWN)
+                self._remove(record, WITHDRAWN)
         overflow: list[Topic] = []
         for key, topic in returned.items():
             record = self._records.get(key)
