@@ -467,9 +467,7 @@ class PubSubWebsocket:
                     link = None
                     await self._sleep(backoff.next_delay(), f"subscribing failed ({exc})")
                     continue
-                first = False
-                self._set_ready(True)
-                self._down_since = None
+                first = False  # _reconcile(ready=True) marked the node connected
                 link.pinger = loop.create_task(
                     self._ping(link), name=f"pubsub-node-{self.id}-pinger-{link.id}"
                 )
@@ -509,8 +507,7 @@ class PubSubWebsocket:
             self._release_settle_waiters([])
             if handover is not None:
                 handover.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await wait_finished(handover)
+                await wait_finished(handover)
             for leftover in (link, old):
                 if leftover is not None:
                     await self._drop_link(leftover)
