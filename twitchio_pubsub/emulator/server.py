@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
-import ipaddress
-import itertools
 import json
 import logging
-import math
 import re
-import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from .. import protocol
 from . import payloads
+from ._base import MAX_FAULTS, Connection, EmulatorServer, Handler, _BadRequest
 
 __all__ = ("DOCUMENTED_TOPIC_PATTERNS", "EmulatorConnection", "PubSubEmulator")
 
@@ -39,8 +34,8 @@ DOCUMENTED_TOPIC_PATTERNS: tuple[str, ...] = (
 )
 
 
-class EmulatorConnection:
-    """One client connected to the emulator.
+class EmulatorConnection(Connection):
+    """One client connected to the PubSub emulator.
 
     Attributes
     ----------
@@ -52,95 +47,18 @@ class EmulatorConnection:
         When set, PINGs on this connection get no PONG.
     """
 
-    __slots__ = (
-        "_drop_timer",
-        "_outbox",
-        "_request",
-        "_wakeup",
-        "_writer",
-        "id",
-        "silent",
-        "topics",
-        "ws",
-    )
+    __slots__ = ("silent", "topics")
 
     def __init__(self, id: int, ws: web.WebSocketResponse, request: web.Request) -> None:
-        self.id = id
-        self.ws = ws
-        self._request = request
+        super().__init__(id, ws, request)
         self.topics: dict[str, str | None] = {}
-        # Frames wait here for the connection's writer task, so that one client that
-        # stops reading holds up only itself.
-        self._outbox: collections.deque[str] = collections.deque()
-        self._wakeup = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
         self.silent = False
-        self._drop_timer: asyncio.TimerHandle | None = None
 
     def __repr__(self) -> str:
         return f"<EmulatorConnection id={self.id} topics={len(self.topics)}>"
 
-    def send(self, text: str) -> bool:
-        """Queue a frame; ``False`` when the client already has too many waiting."""
-        if len(self._outbox) >= MAX_BUFFERED:
-            return False
-        self._outbox.append(text)
-        self._wakeup.set()
-        return True
 
-    async def _write(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._outbox:
-                text = self._outbox[0]
-                try:
-                    await self.ws.send_str(text)
-                except (ConnectionError, RuntimeError):
-                    self._outbox.clear()
-                    return
-                self._outbox.popleft()
-
-    def abort(self) -> None:
-        """Drop the TCP connection at once, without a websocket close frame."""
-        if self._drop_timer is not None:
-            self._drop_timer.cancel()
-            self._drop_timer = None
-        transport = self._request.transport
-        if transport is not None:
-            transport.abort()
-
-
-#: Frames a client may leave unread before the emulator drops it (Twitch: "more than 30").
-MAX_BUFFERED = 30
-#: The longest outage ``refuse_connections`` takes, and the most queued LISTEN faults.
-MAX_REFUSE_SECONDS = 86_400.0
-MAX_FAULTS = 10_000
-
-
-def _is_loopback(host: str) -> bool:
-    host = host.strip().lower()
-    if host.startswith("["):
-        host = host[1:].split("]", 1)[0]
-    elif host.count(":") == 1:
-        host = host.rsplit(":", 1)[0]
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _no_constants(name: str) -> Any:
-    raise ValueError(f"numbers must be finite, got {name}")
-
-
-class _BadRequest(Exception):
-    pass
-
-
-class PubSubEmulator:
+class PubSubEmulator(EmulatorServer[EmulatorConnection]):
     """A real websocket server that speaks Twitch's PubSub protocol.
 
     Use it as an async context manager; it listens on a free loopback port by default::
@@ -177,30 +95,16 @@ class PubSubEmulator:
         extra_topic_patterns: Iterable[str] = (),
         reconnect_grace: float | None = 30.0,
     ) -> None:
-        self.host = host
-        self.port = port
+        super().__init__(host, port)
         self.max_topics = max_topics
         self.reconnect_grace = reconnect_grace
         patterns = (*DOCUMENTED_TOPIC_PATTERNS, *extra_topic_patterns)
         self._topic_re = re.compile("|".join(f"(?:{p})" for p in patterns))
-        self._connections: dict[int, EmulatorConnection] = {}
-        self._ids = itertools.count(1)
         self._invalid_tokens: set[str] = set()
-        self._refuse_until = 0.0
-        self._refuse_status = 503
         self._listen_faults: list[str | None] = []
         self._unlisten_faults: list[str] = []
-        self._runner: web.AppRunner | None = None
-        self._changed_event: asyncio.Event | None = None
-        self._bound_port: int | None = None
-        #: LISTEN requests received, handshakes attempted and refused (for tests).
+        #: LISTEN requests received (for tests).
         self.listen_count = 0
-        self.handshakes = 0
-        self.refused = 0
-        #: The most connections that were open at once (tests may reset it to 0).
-        self.peak_connections = 0
-        #: Connections dropped for leaving more than 30 messages unread.
-        self.slow_clients_dropped = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -209,60 +113,11 @@ class PubSubEmulator:
         """The websocket URL to give clients, e.g. ``ws://127.0.0.1:8765``."""
         return f"ws://{self._url_host}:{self._port()}"
 
-    @property
-    def http_url(self) -> str:
-        """The base URL of the control API, e.g. ``http://127.0.0.1:8765``."""
-        return f"http://{self._url_host}:{self._port()}"
+    _kind = "PubSub emulator"
 
-    @property
-    def _url_host(self) -> str:
-        return f"[{self.host}]" if ":" in self.host else self.host
-
-    def _port(self) -> int:
-        if self._bound_port is None:
-            raise RuntimeError("the emulator is not running; use 'async with' or start()")
-        return self._bound_port
-
-    async def start(self) -> None:
-        """Start listening. Prefer ``async with PubSubEmulator() as emu``."""
-        if self._runner is not None:
-            return
-        app = web.Application(middlewares=[self._control_errors])
+    def _add_routes(self, app: web.Application) -> None:
         app.router.add_get("/", self._ws_handler)
         app.router.add_get("/v1", self._ws_handler)
-        for name, handler in self._control_routes().items():
-            method = "GET" if name == "state" else "POST"
-            app.router.add_route(method, f"/control/{name}", handler)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._bound_port = int(runner.addresses[0][1])
-        self._runner = runner
-        log.info("PubSub emulator listening on %s", self.url)
-        if not _is_loopback(self.host):
-            log.warning(
-                "the emulator is bound to %s, so not only this machine can reach it: "
-                "anyone who can connect may drive its control API, which has no "
-                "authentication. Bind to 127.0.0.1 unless you mean it.",
-                self.host,
-            )
-
-    async def close(self) -> None:
-        """Close every connection (close code 1001) and stop the server."""
-        runner, self._runner = self._runner, None
-        if runner is None:
-            return
-        for conn in list(self._connections.values()):
-            await conn.ws.close(code=1001, message=b"server shutting down")
-        await runner.cleanup()
-        self._connections.clear()
-        self._bound_port = None
-        log.info("PubSub emulator stopped")
 
     async def __aenter__(self) -> PubSubEmulator:
         await self.start()
@@ -287,35 +142,6 @@ class PubSubEmulator:
             ]
         }
 
-    @property
-    def _changed(self) -> asyncio.Event:
-        # Created on first use so that it belongs to the running loop (Python 3.9).
-        if self._changed_event is None:
-            self._changed_event = asyncio.Event()
-        return self._changed_event
-
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        """Wait until ``predicate()`` is true, checking after every change of state.
-
-        State changes are connections opening or closing and topics being listened or
-        unlistened, so a test can wait for "a new connection holds all my topics"
-        without sleeping.
-
-        Raises
-        ------
-        asyncio.TimeoutError
-            ``predicate`` was still false after ``timeout`` seconds.
-        """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not predicate():
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise asyncio.TimeoutError("the emulator's state did not change as expected")
-            self._changed.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.25))
-
     async def wait_for_topics(self, count: int, timeout: float = 5.0) -> None:
         """Wait until the connections hold ``count`` topics in all."""
         await self.wait_until(
@@ -325,22 +151,15 @@ class PubSubEmulator:
     # ------------------------------------------------------------------ websocket side
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
-        self.handshakes += 1
-        if time.monotonic() < self._refuse_until:
-            self.refused += 1
-            log.info("refusing connection from %s (outage)", request.remote)
-            return web.Response(status=self._refuse_status, text="emulated outage")
+        refusal = self._refusing(request)
+        if refusal is not None:
+            return refusal
         ws = web.WebSocketResponse(autoping=True, heartbeat=None)
         if not ws.can_prepare(request).ok:
             return web.Response(status=426, text="this is a PubSub websocket endpoint")
         await ws.prepare(request)
         conn = EmulatorConnection(next(self._ids), ws, request)
-        conn._writer = asyncio.get_running_loop().create_task(
-            conn._write(), name=f"emulator-connection-{conn.id}-writer"
-        )
-        self._connections[conn.id] = conn
-        self.peak_connections = max(self.peak_connections, len(self._connections))
-        self._changed.set()
+        self._opened(conn)
         log.info("connection %d opened from %s", conn.id, request.remote)
         try:
             async for msg in ws:
@@ -349,15 +168,7 @@ class PubSubEmulator:
                 elif msg.type == WSMsgType.BINARY:
                     conn.send(protocol.build_response(None, protocol.ERR_BADMESSAGE))
         finally:
-            writer = conn._writer
-            if writer is not None:
-                writer.cancel()
-                await asyncio.wait((writer,))
-            if conn._drop_timer is not None:
-                conn._drop_timer.cancel()
-                conn._drop_timer = None
-            self._connections.pop(conn.id, None)
-            self._changed.set()
+            await self._closed(conn)
             log.info("connection %d closed", conn.id)
         return ws
 
@@ -411,28 +222,6 @@ class PubSubEmulator:
         return None
 
     # ------------------------------------------------------------------ events and faults
-
-    def _select(self, connection: int | None) -> list[EmulatorConnection]:
-        if connection is None:
-            return list(self._connections.values())
-        conn = self._connections.get(connection)
-        return [conn] if conn is not None else []
-
-    async def _send(self, conns: Iterable[EmulatorConnection], text: str) -> int:
-        sent = 0
-        for conn in conns:
-            if conn.ws.closed:
-                continue
-            if conn.send(text):
-                sent += 1
-                continue
-            # As Twitch does with a client that has more than 30 messages unread.
-            log.info("connection %d left %d messages unread; dropping it", conn.id, MAX_BUFFERED)
-            self.slow_clients_dropped += 1
-            self._drop_now(conn.id)
-        # Let the connections' writers run before the next event is queued.
-        await asyncio.sleep(0)
-        return sent
 
     async def publish(self, topic: str, message: dict[str, Any] | str) -> int:
         """Send an event to every connection listening to ``topic``.
@@ -535,34 +324,6 @@ class PubSubEmulator:
         log.info("raw frame (%d chars) -> %d connection(s)", len(text), count)
         return count
 
-    async def close_connection(self, connection: int | None = None, code: int = 1001) -> int:
-        """Close one connection or all gracefully, with a websocket close frame."""
-        conns = self._select(connection)
-        for conn in conns:
-            await conn.ws.close(code=code, message=b"closed by the emulator")
-        log.info("closed %d connection(s) with code %d", len(conns), code)
-        return len(conns)
-
-    def _drop_now(self, connection: int | None = None) -> int:
-        """Abort connections at once (also used from a timer callback)."""
-        conns = self._select(connection)
-        for conn in conns:
-            self._connections.pop(conn.id, None)
-            conn.abort()
-        self._changed.set()
-        log.info("dropped %d connection(s)", len(conns))
-        return len(conns)
-
-    async def drop(self, connection: int | None = None) -> int:
-        """Abort one connection or all at the TCP level, with no close frame.
-
-        Returns
-        -------
-        :class:`int`
-            How many connections were dropped.
-        """
-        return self._drop_now(connection)
-
     async def silence(self, connection: int | None = None, silent: bool = True) -> int:
         """Stop (or, with ``silent=False``, resume) answering PINGs."""
         conns = self._select(connection)
@@ -570,18 +331,6 @@ class PubSubEmulator:
             conn.silent = silent
         log.info("%s PONGs on %d connection(s)", "stopped" if silent else "resumed", len(conns))
         return len(conns)
-
-    async def refuse_connections(self, seconds: float, status: int = 503) -> None:
-        """Answer every new handshake with HTTP ``status`` (503) for ``seconds`` (an outage)."""
-        if not math.isfinite(seconds) or seconds < 0:
-            raise ValueError("seconds must be finite and not negative")
-        if seconds > MAX_REFUSE_SECONDS:
-            raise ValueError(f"seconds must be at most {MAX_REFUSE_SECONDS:g}")
-        if not 400 <= status <= 599:
-            raise ValueError("status must be an HTTP error status (400-599)")
-        self._refuse_until = time.monotonic() + seconds
-        self._refuse_status = status
-        log.info("refusing new connections for %.1f s", seconds)
 
     async def invalidate_token(self, token: str) -> None:
         """Make every later LISTEN with ``token`` fail with ``ERR_BADAUTH``."""
@@ -635,9 +384,7 @@ class PubSubEmulator:
 
     # ------------------------------------------------------------------ control API
 
-    def _control_routes(
-        self,
-    ) -> dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]:
+    def _control_routes(self) -> dict[str, Handler]:
         return {
             "state": self._c_state,
             "publish": self._c_publish,
@@ -653,71 +400,10 @@ class PubSubEmulator:
             "fail-listen": self._c_fail_listen,
         }
 
-    @web.middleware
-    async def _control_errors(
-        self,
-        request: web.Request,
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-    ) -> web.StreamResponse:
-        if request.path.startswith("/control/"):
-            refusal = self._refuse_control(request)
-            if refusal is not None:
-                return refusal
-        try:
-            return await handler(request)
-        except (_BadRequest, ValueError) as exc:
-            return web.json_response({"error": str(exc)}, status=400)
-        except web.HTTPException:
-            raise
-        except Exception as exc:
-            log.exception("control request %s failed", request.path)
-            return web.json_response({"error": f"internal error: {type(exc).__name__}"}, status=500)
-
-    def _refuse_control(self, request: web.Request) -> web.Response | None:
-        """Guard the unauthenticated control API against other web pages."""
-        if _is_loopback(self.host) and not _is_loopback(request.host):
-            # DNS rebinding: a page whose name resolves to 127.0.0.1 sends its own Host.
-            return web.json_response(
-                {"error": f"Host {request.host[:80]!r} is not allowed: use 127.0.0.1"},
-                status=403,
-            )
-        if request.method == "POST" and request.content_type != "application/json":
-            # Pages can POST text/plain or forms cross-origin without asking; not JSON.
-            return web.json_response(
-                {"error": "control requests must have Content-Type: application/json"},
-                status=415,
-            )
-        return None
-
-    @staticmethod
-    async def _body(request: web.Request) -> dict[str, Any]:
-        if not request.can_read_body:
-            return {}
-        try:
-            body = json.loads(await request.text(), parse_constant=_no_constants)
-        except ValueError as exc:
-            detail = str(exc) if "finite" in str(exc) else "body is not valid JSON"
-            raise _BadRequest(detail) from None
-        if not isinstance(body, dict):
-            raise _BadRequest("body must be a JSON object")
-        return body
-
-    @staticmethod
-    def _field(body: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-        if name not in body:
-            raise _BadRequest(f"missing field {name!r}")
-        value = body[name]
-        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            raise _BadRequest(f"field {name!r} has the wrong type")
-        return value
-
     def _connection_field(self, body: dict[str, Any]) -> int | None:
         if body.get("connection") is None:
             return None
         return int(self._field(body, "connection", int))
-
-    async def _c_state(self, request: web.Request) -> web.Response:
-        return web.json_response(self.state())
 
     async def _c_publish(self, request: web.Request) -> web.Response:
         body = await self._body(request)
@@ -767,15 +453,6 @@ class PubSubEmulator:
             raise _BadRequest("field 'silent' must be a boolean")
         count = await self.silence(self._connection_field(body), silent)
         return web.json_response({"connections": count})
-
-    async def _c_refuse(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        seconds = self._field(body, "seconds", (int, float))
-        status = body.get("status", 503)
-        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-            raise _BadRequest("status must be an HTTP error status (400-599)")
-        await self.refuse_connections(float(seconds), status)
-        return web.json_response({"refusing_for": float(seconds)})
 
     async def _c_revoke(self, request: web.Request) -> web.Response:
         body = await self._body(request)
