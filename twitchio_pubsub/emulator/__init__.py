@@ -1,12 +1,14 @@
-"""A local Twitch PubSub server: the :class:`PubSubEmulator` and its payload builders.
+"""Local Twitch servers for offline tests: the :class:`PubSubEmulator` (PubSub) and the
+:class:`EventSubEmulator` (EventSub WebSocket, Helix subscriptions and token validation).
 
-Twitch retired third-party PubSub on 2025-04-14; this emulator speaks the same
-protocol over a real websocket so bots and this library can be tested offline.
+Twitch retired third-party PubSub on 2025-04-14; these emulators speak both protocols
+over real sockets so bots and this library can be tested offline.
 """
 
 from __future__ import annotations
 
 from . import payloads
+from .eventsub import EventSubEmulator, EventSubSession, EventSubToken
 from .payloads import KINDS, build_event
 from .server import DOCUMENTED_TOPIC_PATTERNS, EmulatorConnection, PubSubEmulator
 
@@ -14,6 +16,9 @@ __all__ = (
     "DOCUMENTED_TOPIC_PATTERNS",
     "KINDS",
     "EmulatorConnection",
+    "EventSubEmulator",
+    "EventSubSession",
+    "EventSubToken",
     "PubSubEmulator",
     "build_event",
     "payloads",

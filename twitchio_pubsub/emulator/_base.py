@@ -293,16 +293,6 @@ class EmulatorServer(Generic[C]):
         log.info("dropped %d connection(s)", len(conns))
         return len(conns)
 
-    async def drop(self, connection: int | None = None) -> int:
-        """Abort one connection or all at the TCP level, with no close frame.
-
-        Returns
-        -------
-        :class:`int`
-            How many connections were dropped.
-        """
-        return self._drop_now(connection)
-
     async def close_connection(self, connection: int | None = None, code: int = 1001) -> int:
         """Close one connection or all gracefully, with a websocket close frame."""
         conns = self._select(connection)

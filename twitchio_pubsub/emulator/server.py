@@ -324,6 +324,16 @@ class PubSubEmulator(EmulatorServer[EmulatorConnection]):
         log.info("raw frame (%d chars) -> %d connection(s)", len(text), count)
         return count
 
+    async def drop(self, connection: int | None = None) -> int:
+        """Abort one connection or all at the TCP level, with no close frame.
+
+        Returns
+        -------
+        :class:`int`
+            How many connections were dropped.
+        """
+        return self._drop_now(connection)
+
     async def silence(self, connection: int | None = None, silent: bool = True) -> int:
         """Stop (or, with ``silent=False``, resume) answering PINGs."""
         conns = self._select(connection)
