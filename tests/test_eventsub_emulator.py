@@ -835,3 +835,9 @@ async def test_close_leaves_no_tasks(client: Client) -> None:
     names = [t.get_name() for t in asyncio.all_tasks()]
     assert not [n for n in names if "emulator" in n]
     assert await sock.closed_with() in (1001, None)  # ends, whether or not it saw the frame
+
+
+async def test_pytest_plugin_fixture(eventsub_emulator: EventSubEmulator) -> None:
+    async with aiohttp.ClientSession() as http:
+        sock = await Client(eventsub_emulator, http).connect()
+    assert eventsub_emulator.sessions[0].session_id == sock.session_id

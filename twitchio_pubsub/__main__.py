@@ -1,8 +1,8 @@
-"""Command line: ``python -m twitchio_pubsub {serve,trigger,demo}`` (``twitchio-pubsub``).
+"""Command line: ``python -m twitchio_pubsub {serve,trigger,eventsub,demo}``.
 
 ``serve`` runs the PubSub emulator; ``trigger`` asks a running emulator to publish a
-realistic event; ``demo`` shows the library working end to end against an embedded
-emulator.
+realistic event; ``eventsub serve`` and ``eventsub trigger`` do the same for the EventSub
+emulator; ``demo`` shows the library working end to end against embedded emulators.
 """
 
 from __future__ import annotations
@@ -85,9 +85,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    serve = sub.add_parser("serve", help="run the PubSub emulator until Ctrl-C")
-    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8765, help="port to bind (8765; 0: any)")
+    serve = _serve_parser(sub, "PubSub", 8765)
     serve.add_argument(
         "--extra-topic",
         action="append",
@@ -131,9 +129,159 @@ def _build_parser() -> argparse.ArgumentParser:
         help="override a payload field; VALUE is JSON if it parses, else a string",
     )
 
+    _add_eventsub(sub)
+
     demo = sub.add_parser("demo", help="run the end-to-end demo against an embedded emulator")
     demo.add_argument("--quiet", action="store_true", help="print only the summary line")
     return parser
+
+
+def _serve_parser(commands: Any, what: str, port: int) -> argparse.ArgumentParser:
+    serve: argparse.ArgumentParser = commands.add_parser(
+        "serve", help=f"run the {what} emulator until Ctrl-C"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=port, help=f"port to bind ({port}; 0: any)")
+    return serve
+
+
+def _token_spec(text: str) -> tuple[str, str, list[str]]:
+    token, sep, rest = text.partition("=")
+    user_id, _, scopes = rest.partition(":")
+    if not sep or not token or not user_id:
+        raise argparse.ArgumentTypeError(f"expected TOKEN=USER_ID[:scope,scope...], got {text!r}")
+    return token, user_id, [s for s in scopes.split(",") if s]
+
+
+def _add_eventsub(sub: Any) -> None:
+    from .eventsub.types import SUBSCRIPTION_TYPES
+
+    eventsub = sub.add_parser(
+        "eventsub",
+        help="run or drive the EventSub emulator (WebSocket, Helix and token validation)",
+        description="The EventSub emulator: 'eventsub serve' runs it, 'eventsub trigger' "
+        "makes a running one send an event.",
+    )
+    commands = eventsub.add_subparsers(dest="eventsub_command", metavar="COMMAND")
+    commands.required = True
+    serve = _serve_parser(commands, "EventSub", 8080)
+    serve.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        type=_token_spec,
+        metavar="TOKEN=USER_ID[:SCOPES]",
+        help="register a user token, e.g. abc=1337:bits:read,channel:read:redemptions "
+        "(repeatable; client id emulator-client-id)",
+    )
+    types = sorted({t for t, _ in SUBSCRIPTION_TYPES})
+    trigger = commands.add_parser(
+        "trigger",
+        help="send a realistic event from a running EventSub emulator",
+        description="Make a running EventSub emulator send TYPE to every matching "
+        "subscription, and print the event.",
+        epilog=f"TYPE is one of: {', '.join(types)}.",
+    )
+    trigger.add_argument("type", choices=types, metavar="TYPE", help="the subscription type")
+    trigger.add_argument("--version", help="only subscriptions of this version (default: all)")
+    trigger.add_argument("--broadcaster", help="broadcaster_user_id of the event")
+    trigger.add_argument("--user", help="user_id (condition or event field)")
+    trigger.add_argument("--moderator", help="moderator_user_id (condition or event field)")
+    trigger.add_argument(
+        "--server",
+        default="http://127.0.0.1:8080",
+        type=_server_url,
+        help="the emulator's base URL (http://127.0.0.1:8080)",
+    )
+    trigger.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="override an event field (dotted keys reach nested ones); VALUE is JSON if it "
+        "parses, else a string",
+    )
+
+
+async def _eventsub_serve(args: argparse.Namespace) -> int:
+    from .emulator import EventSubEmulator
+
+    stop = _stop_on_signals()
+    try:
+        emu = EventSubEmulator(args.host, args.port)
+        await emu.start()
+    except OSError as exc:
+        return _error(f"cannot listen on {args.host}:{args.port}: {exc}")
+    for token, user_id, scopes in args.token:
+        emu.add_token(token, user_id, scopes=scopes)
+    urls = emu.urls
+    print(
+        f"EventSub emulator: eventsub_url={urls['eventsub_url']} helix_url={urls['helix_url']} "
+        f"id_url={urls['id_url']} (control API: {emu.http_url}/control/); Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        await emu.close()
+    return 0
+
+
+async def _eventsub_trigger(args: argparse.Namespace) -> int:
+    fields = dict(args.overrides)
+    for option, key in (
+        ("broadcaster", "broadcaster_user_id"),
+        ("user", "user_id"),
+        ("moderator", "moderator_user_id"),
+    ):
+        if getattr(args, option) is not None:
+            fields[key] = getattr(args, option)
+    body: dict[str, Any] = {"type": args.type, "fields": fields}
+    if args.version is not None:
+        body["version"] = args.version
+    answer = await _post(args.server, "/control/trigger", body, "twitchio-pubsub eventsub serve")
+    if isinstance(answer, int):
+        return answer
+    print(json.dumps(answer.get("event"), indent=2, ensure_ascii=False))
+    delivered = int(answer.get("delivered", 0))
+    print(f"{args.type}: delivered to {delivered} session(s)")
+    if not delivered:
+        print(f"no subscription to {args.type} matches on this emulator", file=sys.stderr)
+    return 0
+
+
+async def _post(server: str, path: str, body: dict[str, Any], start: str) -> Any:
+    """POST to a running emulator's control API: its JSON answer, or an exit status."""
+    import aiohttp
+
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(server + path, json=body) as resp,
+        ):
+            try:
+                answer = await resp.json(content_type=None)
+            except ValueError:
+                answer = {}
+    except aiohttp.ClientConnectorError:
+        return _error(f"no emulator answers at {server}; start one with: {start}")
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return _error(f"cannot reach the emulator at {server}: {exc or type(exc).__name__}")
+    if resp.status != 200 or not isinstance(answer, dict):
+        error = answer.get("error") if isinstance(answer, dict) else None
+        return _error(error or f"HTTP {resp.status} from {server}")
+    return answer
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
+            loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def _demo(args: argparse.Namespace) -> int:
@@ -149,11 +297,7 @@ async def _demo(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace) -> int:
     from .emulator import PubSubEmulator
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
-            loop.add_signal_handler(sig, stop.set)
+    stop = _stop_on_signals()
     try:
         emu = PubSubEmulator(args.host, args.port, extra_topic_patterns=args.extra_topic)
         await emu.start()
@@ -234,6 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_serve(args))
     if args.command == "trigger":
         return asyncio.run(_trigger(args))
+    if args.command == "eventsub":
+        if args.eventsub_command == "serve":
+            logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+            return asyncio.run(_eventsub_serve(args))
+        return asyncio.run(_eventsub_trigger(args))
     return asyncio.run(_demo(args))
 
 

@@ -12,6 +12,9 @@ configuration, in pytest-asyncio's default *strict* mode:
 ``pubsub_pool``
     A :class:`~twitchio_pubsub.PubSubPool` for ``pubsub_client``, aimed at
     ``pubsub_emulator``, closed after the test.
+``eventsub_emulator``
+    A running :class:`~twitchio_pubsub.emulator.EventSubEmulator` on a free loopback
+    port (WebSocket, Helix and token validation), closed after the test.
 
 Example::
 
@@ -32,7 +35,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ("pubsub_client", "pubsub_emulator", "pubsub_pool")
+__all__ = ("eventsub_emulator", "pubsub_client", "pubsub_emulator", "pubsub_pool")
 
 try:
     import pytest_asyncio
@@ -60,6 +63,14 @@ if _HAVE_ASYNCIO_PLUGIN:
             yield emulator
 
     @pytest_asyncio.fixture
+    async def eventsub_emulator() -> AsyncIterator[Any]:
+        """A running EventSub emulator on a free loopback port."""
+        from .emulator import EventSubEmulator
+
+        async with EventSubEmulator() as emulator:
+            yield emulator
+
+    @pytest_asyncio.fixture
     async def pubsub_client() -> Any:
         """A twitchio Client created inside the running event loop."""
         import twitchio
@@ -79,5 +90,6 @@ if _HAVE_ASYNCIO_PLUGIN:
 
 else:  # pragma: no cover - exercised only without pytest-asyncio
     pubsub_emulator = pytest.fixture(_missing, name="pubsub_emulator")
+    eventsub_emulator = pytest.fixture(_missing, name="eventsub_emulator")
     pubsub_client = pytest.fixture(_missing, name="pubsub_client")
     pubsub_pool = pytest.fixture(_missing, name="pubsub_pool")

@@ -17,6 +17,8 @@ from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 
+__all__ = ("Connection", "EmulatorServer")
+
 log = logging.getLogger("twitchio_pubsub.emulator")
 
 #: Frames a client may leave unread before the emulator drops it (Twitch: "more than 30").
@@ -392,6 +394,7 @@ class EmulatorServer(Generic[C]):
         return web.json_response(self.state())
 
     def state(self) -> dict[str, Any]:
+        """A JSON-ready view of the emulator (each emulator says what it holds)."""
         raise NotImplementedError
 
     async def _c_refuse(self, request: web.Request) -> web.Response:
