@@ -53,6 +53,7 @@ from .topics import (
     user_moderation_notifications,
     whispers,
 )
+from .eventsub.node import EventSubWebsocket
 from .websocket import PubSubWebsocket
 
 __version__ = "0.1.0"
@@ -88,6 +89,7 @@ __all__ = (
     "PubSubPool",
     "PubSubUserModerationNotification",
     "PubSubWebsocket",
+    "EventSubWebsocket",
     "PubSubWhisperMessage",
     "Topic",
     "__version__",

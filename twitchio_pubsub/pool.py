@@ -28,7 +28,7 @@ from .errors import (
     PubSubError,
 )
 from .models.base import PubSubErrorEvent
-from .planner import plan
+from .planner import plan, plan_weighted
 from .settings import Settings
 from .topics import Topic
 from .transport import (
@@ -46,11 +46,14 @@ from .websocket import PubSubWebsocket, by_token
 if TYPE_CHECKING:
     from twitchio import Client
 
+    from .eventsub.bridge import EventSubBridge
+
 __all__ = ("PubSubPool",)
 
 log = logging.getLogger(__name__)
 
 _MODES = ("group",)
+_TRANSPORTS = ("pubsub", "eventsub")
 #: A subscription's outcome: a code (``OK``, an ``ERR_*``, ``TIMEOUT``, ...) and words.
 _Outcome = tuple[str, str]
 
@@ -112,8 +115,8 @@ class _Owner:
     ) -> bool:
         return self._pool._refused(node, topics, token, error)
 
-    def revoked(self, node: Node, keys: Sequence[str]) -> None:
-        self._pool._revoked(node, keys)
+    def revoked(self, node: Node, keys: Sequence[str], reason: Optional[str] = None) -> None:
+        self._pool._revoked(node, keys, reason)
 
     def reconnected(self, node: Node) -> asyncio.Task[None]:
         return self._pool._reconnected(node)
@@ -176,6 +179,28 @@ class PubSubPool:
         reported as a ``pubsub_error`` and the connection is replaced.
     rng: Optional[:class:`random.Random`]
         The source of jitter, for reproducible tests.
+    transport: :class:`str`
+        ``"pubsub"`` (the default) or ``"eventsub"``: the same topics, hooks, events and
+        models, fed from Twitch's EventSub WebSocket (see *Keeping PubSub bots alive on
+        EventSub* in the docs). With ``"eventsub"``, topics are grouped into sessions by
+        token user (at most 3 sessions per user and 300 subscriptions per session,
+        Twitch's limits) and ``max_pool_size``, ``max_connection_topics``,
+        ``ping_interval`` and ``pong_timeout`` do not apply.
+    eventsub_url: Optional[:class:`str`]
+        The EventSub WebSocket URL (``wss://eventsub.wss.twitch.tv/ws``).
+    helix_url: Optional[:class:`str`]
+        The Helix API base (``https://api.twitch.tv/helix``).
+    id_url: Optional[:class:`str`]
+        The OAuth base; tokens are validated at ``{id_url}/validate``
+        (``https://id.twitch.tv/oauth2``). ``**EventSubEmulator().urls`` gives all three.
+    keepalive_timeout: :class:`int`
+        EventSub: the keepalive timeout asked for, 10 to 600 seconds.
+    keepalive_margin: :class:`float`
+        EventSub: how much longer than the keepalive timeout a silent session is given
+        before it counts as dead and is replaced.
+    validate_interval: :class:`float`
+        EventSub: seconds between re-validations of every token in use (Twitch asks
+        for hourly); a token found invalid goes to :meth:`auth_fail_hook` with its topics.
 
     Attributes
     ----------
@@ -203,9 +228,25 @@ class PubSubPool:
         handover_delay: float = 0.5,
         max_message_size: int = 1024 * 1024,
         rng: Optional[random.Random] = None,
+        transport: str = "pubsub",
+        eventsub_url: Optional[str] = None,
+        helix_url: Optional[str] = None,
+        id_url: Optional[str] = None,
+        keepalive_timeout: int = 10,
+        keepalive_margin: float = 5.0,
+        validate_interval: float = 3600.0,
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(_MODES)}")
+        if transport not in _TRANSPORTS:
+            raise ValueError(
+                f"unknown transport {transport!r}; expected one of {', '.join(_TRANSPORTS)}"
+            )
+        if transport == "eventsub" and endpoint is not None:
+            raise ValueError(
+                "endpoint is the PubSub server's URL; with transport='eventsub' give "
+                "eventsub_url, helix_url and id_url instead"
+            )
         self._settings = Settings.build(
             endpoint=endpoint,
             max_pool_size=max_pool_size,
@@ -237,19 +278,41 @@ class PubSubPool:
         self._owner = _Owner(self)
         self._closed = False
         self._loop_checked = False
+        self._eventsub: Optional[EventSubBridge] = None
+        self._revalidating: Optional[asyncio.Task[None]] = None
+        if transport == "eventsub":
+            from .eventsub.bridge import EventSubBridge
+
+            self._eventsub = EventSubBridge(
+                self._session_for_nodes,
+                self._settings,
+                eventsub_url=eventsub_url,
+                helix_url=helix_url,
+                id_url=id_url,
+                keepalive_timeout=keepalive_timeout,
+                keepalive_margin=keepalive_margin,
+                validate_interval=validate_interval,
+            )
 
     def __repr__(self) -> str:
-        return f"<PubSubPool nodes={len(self._nodes)} topics={len(self._records)}>"
+        transport = " transport=eventsub" if self._eventsub is not None else ""
+        return f"<PubSubPool{transport} nodes={len(self._nodes)} topics={len(self._records)}>"
+
+    @property
+    def transport(self) -> str:
+        """``"pubsub"`` or ``"eventsub"``: what the pool's nodes speak."""
+        return "eventsub" if self._eventsub is not None else "pubsub"
 
     # ------------------------------------------------------------------ views
 
     @property
-    def nodes(self) -> list[PubSubWebsocket]:
-        """The open connections, oldest first."""
-        return [node for node in self._nodes if isinstance(node, PubSubWebsocket)]
+    def nodes(self) -> list[Any]:
+        """The open connections (:class:`PubSubWebsocket`, or
+        :class:`~twitchio_pubsub.EventSubWebsocket` sessions), oldest first."""
+        return list(self._nodes)
 
     @property
-    def _pool(self) -> list[PubSubWebsocket]:
+    def _pool(self) -> list[Any]:
         # twitchio.ext.pubsub kept its nodes here, and bots reach for it to shut down
         # (``for node in pool._pool: await node.disconnect()``).
         return self.nodes
@@ -313,7 +376,7 @@ class PubSubPool:
         self._retire_if_empty(node)
         return kept
 
-    def _revoked(self, node: Node, keys: Sequence[str]) -> None:
+    def _revoked(self, node: Node, keys: Sequence[str], reason: Optional[str] = None) -> None:
         """The server revoked these topics' authorization on ``node``."""
         revoked: list[Topic] = []
         for key in keys:
@@ -327,7 +390,7 @@ class PubSubPool:
             log.info("AUTH_REVOKED for %s", _names(revoked))
             self._dispatcher.error(
                 PubSubErrorEvent(
-                    "authorization revoked",
+                    f"authorization revoked ({reason})" if reason else "authorization revoked",
                     error=protocol.ERR_BADAUTH,
                     topics=revoked,
                     type="AUTH_REVOKED",
@@ -421,10 +484,19 @@ class PubSubPool:
             raise PoolClosed("the pool is closed", topics=checked)
         self._check_loop()
         loop = asyncio.get_running_loop()
+        refused: list[Topic] = []
+        users: dict[str, str] = {}
+        if self._eventsub is not None:
+            checked, refused, users = await self._authorize(checked)
         waits: list[tuple[_Record, asyncio.Future[_Outcome]]] = []
         new: list[Topic] = []
         for topic in checked:
-            record = self._records.get(topic.present or "")
+            key = topic.present or ""
+            record = self._records.get(key)
+            if record is not None and users and getattr(record.node, "user_id", None) != users[key]:
+                # EventSub: a token of another user needs a session of that user.
+                self._withdraw(record)
+                record = None
             if record is None:
                 new.append(topic)
                 continue
@@ -433,8 +505,12 @@ class PubSubPool:
             if record.future is not None and not record.future.done():
                 waits.append((record, record.future))
         if new:
-            waits.extend(self._place(new, loop, node))
+            if self._eventsub is not None:
+                waits.extend(self._place_eventsub(new, users, loop, node))
+            else:
+                waits.extend(self._place(new, loop, node))
         if not waits:
+            await self._auth_failed(refused)
             return
         for record, _ in waits:
             record.waiters += 1
@@ -453,11 +529,155 @@ class PubSubPool:
                 auth_failed.append(record.topic)
             elif outcome[0] not in (OK, WITHDRAWN):
                 failures.append((record.topic, outcome))
-        for group in by_token(auth_failed).values():
-            if not self._closed:
-                await self._run_auth_fail_hook(group)
+        await self._auth_failed(refused + auth_failed)
         if failures:
             raise self._failure(failures)
+
+    async def _auth_failed(self, topics: list[Topic]) -> None:
+        """Run :meth:`auth_fail_hook` for ``topics``, once per token."""
+        for group in by_token(topics).values():
+            if not self._closed:
+                await self._run_auth_fail_hook(group)
+
+    async def _authorize(
+        self, topics: list[Topic]
+    ) -> tuple[list[Topic], list[Topic], dict[str, str]]:
+        """EventSub: validate the topics' tokens before anything is placed.
+
+        Returns the topics that may go on, those refused (already out of the pool, with a
+        ``pubsub_error`` dispatched that names the reason), and each good topic's user.
+        """
+        assert self._eventsub is not None
+        self._eventsub.check_families(topics)
+        ok, failed = await self._eventsub.authorize(topics)
+        if self._closed:
+            raise PoolClosed("the pool was closed", topics=topics)
+        refused: list[Topic] = []
+        for topic, reason in failed:
+            record = self._records.get(topic.present or "")
+            if record is not None:
+                self._withdraw(record)
+            log.warning("EventSub cannot serve %s: %s", topic.present, reason)
+            self._dispatcher.error(
+                PubSubErrorEvent(
+                    f"EventSub refused {topic.present}: {reason}",
+                    error=protocol.ERR_BADAUTH,
+                    topic=topic.present,
+                    topics=[topic],
+                    type="RESPONSE",
+                )
+            )
+            refused.append(topic)
+        users = {topic.present or "": user for topic, user in ok}
+        self._start_revalidation()
+        return [topic for topic, _ in ok], refused, users
+
+    def _place_eventsub(
+        self,
+        topics: list[Topic],
+        users: Mapping[str, str],
+        loop: asyncio.AbstractEventLoop,
+        target: Optional[Node] = None,
+    ) -> list[tuple[_Record, asyncio.Future[_Outcome]]]:
+        """EventSub: sessions per token user, at most 3 each, 300 subscriptions each."""
+        from .eventsub.bridge import SESSIONS_PER_USER
+
+        bridge = self._eventsub
+        assert bridge is not None
+        by_user: dict[str, list[Topic]] = {}
+        for topic in topics:
+            by_user.setdefault(users[topic.present or ""], []).append(topic)
+        plans: list[tuple[str, list[Node], list[int], list[Topic]]] = []
+        for user, group in by_user.items():
+            mine = [n for n in self._nodes if getattr(n, "user_id", None) == user]
+            if target is not None:
+                if target not in self._nodes:
+                    raise PoolClosed(f"node {target.id} was closed", topics=topics)
+                if target not in mine:
+                    raise ValueError(f"node {target.id} holds another user's topics")
+                mine = [target]
+            cap = mine[0].max_topics if mine else _eventsub_capacity()
+            free = [cap - self._weight(n) for n in mine]
+            allowed = 0 if target is not None else SESSIONS_PER_USER - len(mine)
+            weights = [bridge.weight(t) for t in group]
+            spots = plan_weighted(free, allowed, cap, weights)
+            if spots is None:
+                raise PoolFull(
+                    f"{len(group)} topic(s) ({sum(weights)} EventSub subscriptions) do not "
+                    f"fit in user {user}'s sessions: {sum(max(f, 0) for f in free)} free "
+                    f"on {len(mine)} session(s) and room for {max(allowed, 0)} more of "
+                    f"{cap} (Twitch allows {SESSIONS_PER_USER} sessions per user)",
+                    topics=group,
+                )
+            plans.append((user, mine, spots, group))
+        waits: list[tuple[_Record, asyncio.Future[_Outcome]]] = []
+        touched: dict[Node, None] = {}
+        now = loop.time()
+        for user, mine, spots, group in plans:
+            fresh: dict[int, Node] = {}
+            for topic, spot in zip(group, spots):
+                if spot >= 0:
+                    node = mine[spot]
+                else:
+                    if spot not in fresh:
+                        fresh[spot] = self._new_node(user)
+                    node = fresh[spot]
+                key = topic.present or ""
+                future: asyncio.Future[_Outcome] = loop.create_future()
+                record = _Record(topic, node, future, now)
+                self._records[key] = record
+                self._assigned.setdefault(node, {})[key] = topic
+                waits.append((record, future))
+                touched[node] = None
+        for node in touched:
+            node.start()
+            node.wake()
+        return waits
+
+    def _topic_weight(self, topic: Topic) -> int:
+        if self._eventsub is None:
+            return 1
+        return self._eventsub.weight(topic) if topic.family in _eventsub_families() else 0
+
+    def _weight(self, node: Node) -> int:
+        """The room ``node``'s topics take (EventSub: their subscriptions)."""
+        assigned = self._assigned.get(node, {})
+        if self._eventsub is None:
+            return len(assigned)
+        return sum(self._eventsub.weight(topic) for topic in assigned.values())
+
+    def _start_revalidation(self) -> None:
+        if self._revalidating is None and self._eventsub is not None and not self._closed:
+            self._revalidating = self._spawn(self._revalidate(), "pubsub-eventsub-revalidate")
+
+    async def _revalidate(self) -> None:
+        """Re-validate every token in use, as Twitch requires (hourly by default)."""
+        bridge = self._eventsub
+        assert bridge is not None
+        while True:
+            await asyncio.sleep(bridge.validate_interval)
+            in_use = {record.topic.token or "" for record in self._records.values()}
+            lost = set(await bridge.revalidate(in_use))
+            if not lost:
+                continue
+            gone = [r for r in self._records.values() if r.topic.token in lost]
+            topics = [r.topic for r in gone]
+            for record in gone:
+                self._remove(record, protocol.ERR_BADAUTH)
+            for node in {record.node: None for record in gone}:
+                if not self._retire_if_empty(node):
+                    node.wake()
+            if topics:
+                log.warning("a token is no longer valid: %s", _names(topics))
+                self._dispatcher.error(
+                    PubSubErrorEvent(
+                        "the token is no longer valid (re-validation failed)",
+                        error=protocol.ERR_BADAUTH,
+                        topics=topics,
+                        type="AUTH_REVOKED",
+                    )
+                )
+                await self._auth_failed(topics)
 
     def _place(
         self, topics: list[Topic], loop: asyncio.AbstractEventLoop, target: Optional[Node] = None
@@ -526,7 +746,15 @@ class PubSubPool:
             record.since = loop.time()
         record.node.wake()
 
-    def _new_node(self) -> Node:
+    def _new_node(self, user: Optional[str] = None) -> Node:
+        if self._eventsub is not None:
+            assert user is not None
+            session = self._eventsub.new_node(
+                self.client, self, user, self._dispatcher, self._owner
+            )
+            self._nodes.append(session)
+            log.debug("opened EventSub node %d for user %s", session.id, user)
+            return session
         node = PubSubWebsocket(
             self.client,
             self,
@@ -729,7 +957,7 @@ class PubSubPool:
         """
         log.warning("authorization failed for %d topic(s): %s", len(topics), _names(topics))
 
-    async def reconnect_hook(self, node: PubSubWebsocket, topics: list[Topic]) -> list[Topic]:
+    async def reconnect_hook(self, node: Any, topics: list[Topic]) -> list[Topic]:
         """|coro|
 
         A low-level hook that can be overridden in a subclass; it is called whenever
@@ -746,8 +974,9 @@ class PubSubPool:
 
         Parameters
         ----------
-        node: :class:`PubSubWebsocket`
-            The node that is reconnecting.
+        node: Union[:class:`PubSubWebsocket`, :class:`~twitchio_pubsub.EventSubWebsocket`]
+            The node that is reconnecting (with ``transport="eventsub"``, the session
+            whose subscriptions are about to be created again).
         topics: List[:class:`Topic`]
             The topics this node has (a new list; edit freely).
 
@@ -769,7 +998,7 @@ class PubSubPool:
 
     async def _apply_reconnect_hook(self, node: Node) -> None:
         assigned = self._assigned.get(node)
-        if assigned is None or not isinstance(node, PubSubWebsocket):
+        if assigned is None:
             return
         before = dict(assigned)
         tokens = {key: topic.token for key, topic in before.items()}
@@ -809,7 +1038,9 @@ class PubSubPool:
                 continue
             if key in before:
                 continue  # unsubscribed while the hook ran: do not bring it back
-            if len(assigned) >= node.max_topics:
+            if self._weight(node) + self._topic_weight(topic) > node.max_topics or (
+                self._eventsub is not None and topic.family not in _eventsub_families()
+            ):
                 overflow.append(topic)
                 continue
             # Nobody waits for it: the node subscribes it on the new socket.
@@ -903,6 +1134,18 @@ class PubSubPool:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _eventsub_capacity() -> int:
+    from .eventsub.bridge import SUBSCRIPTIONS_PER_SESSION
+
+    return SUBSCRIPTIONS_PER_SESSION
+
+
+def _eventsub_families() -> Mapping[str, Any]:
+    from .eventsub.mapping import FAMILIES
+
+    return FAMILIES
 
 
 def _names(topics: Iterable[Topic]) -> str:

@@ -1,7 +1,7 @@
 """The boundary between the pool and its nodes, whatever transport a node speaks.
 
-The pool owns which topic is where; a node owns one live connection (a PubSub socket
-today, an EventSub session next) and what the server confirmed on it. They talk only
+The pool owns which topic is where; a node owns one live connection (a PubSub socket, or
+an EventSub session with its subscriptions) and what the server confirmed on it. They talk only
 through the two small protocols below, so the node modules never import the pool and a
 second transport can stand behind the same pool, planner, dispatch and models.
 
@@ -95,8 +95,8 @@ class NodeOwner(Protocol):
     ) -> bool:
         """The server refused ``topics``; returns whether the pool keeps them (retry)."""
 
-    def revoked(self, node: Node, keys: Sequence[str]) -> None:
-        """The server revoked the authorization of these topics and dropped them."""
+    def revoked(self, node: Node, keys: Sequence[str], reason: Optional[str] = None) -> None:
+        """The server revoked the authorization of these topics (``reason`` if it said)."""
 
     def reconnected(self, node: Node) -> asyncio.Task[None]:
         """``node`` has a new connection: run the reconnect hook (in the owner's task)."""

@@ -1,0 +1,295 @@
+"""The few Helix calls the EventSub bridge makes: validate a token, create, find and delete
+subscriptions. Rate limits are shared per client id; tokens never reach a log line."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import aiohttp
+
+from .mapping import Part
+
+__all__ = ("Helix", "HelixError", "TokenInfo", "Tokens")
+
+log = logging.getLogger(__name__)
+
+#: How often a 429 or 5xx answer is retried before the call fails.
+RETRIES = 4
+#: The longest wait for a ``Ratelimit-Reset`` in the future.
+MAX_RESET_WAIT = 60.0
+
+
+class HelixError(Exception):
+    """A Helix call failed.
+
+    Attributes
+    ----------
+    status: :class:`int`
+        The HTTP status (``0`` when the server could not be reached).
+    message: :class:`str`
+        The server's ``message`` or a description of the failure.
+    """
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}" if status else message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What ``/oauth2/validate`` said about a token.
+
+    Attributes
+    ----------
+    user_id: :class:`str`
+    login: :class:`str`
+    client_id: :class:`str`
+    scopes: FrozenSet[:class:`str`]
+    expires_in: :class:`int`
+        Seconds left when it was validated (``0``: does not expire).
+    """
+
+    user_id: str
+    login: str
+    client_id: str
+    scopes: frozenset[str]
+    expires_in: int
+
+
+class Helix:
+    """Helix and OAuth calls over the pool's HTTP session.
+
+    Parameters
+    ----------
+    session: Callable[[], :class:`aiohttp.ClientSession`]
+        Gives the session to use (the pool's).
+    helix_url, id_url: :class:`str`
+        Base URLs, e.g. ``https://api.twitch.tv/helix`` and ``https://id.twitch.tv/oauth2``.
+    timeout: :class:`float`
+        Seconds one request may take.
+    rng: Optional[:class:`random.Random`]
+        Jitter for retries after 5xx answers.
+    """
+
+    def __init__(
+        self,
+        session: Callable[[], aiohttp.ClientSession],
+        helix_url: str,
+        id_url: str,
+        timeout: float,
+        rng: Optional[random.Random] = None,
+    ) -> None:
+        self._session = session
+        self._helix = helix_url.rstrip("/")
+        self._id = id_url.rstrip("/")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._rng = rng or random.Random()
+        #: Per client id: ``time.time()`` before which calls wait (a 429's reset).
+        self._blocked: dict[str, float] = {}
+        #: Calls made, for tests and benchmarks.
+        self.calls = 0
+
+    async def validate(self, token: str) -> TokenInfo:
+        """Validate ``token`` at ``{id_url}/validate``.
+
+        Raises
+        ------
+        HelixError
+            401 for an invalid or expired token (or an app token, which has no user);
+            another status or 0 when the server failed.
+        """
+        body = await self._call(
+            "GET", f"{self._id}/validate", {"Authorization": f"OAuth {token}"}, None, None
+        )
+        if not isinstance(body, dict) or not body.get("user_id"):
+            raise HelixError(401, "not a user access token")
+        return TokenInfo(
+            user_id=str(body["user_id"]),
+            login=str(body.get("login") or ""),
+            client_id=str(body.get("client_id") or ""),
+            scopes=frozenset(str(s) for s in body.get("scopes") or ()),
+            expires_in=int(body.get("expires_in") or 0),
+        )
+
+    def _headers(self, token: str, info: TokenInfo) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}", "Client-Id": info.client_id}
+
+    async def create(self, token: str, info: TokenInfo, part: Part, session_id: str) -> str:
+        """Create ``part`` on ``session_id``; returns the subscription id.
+
+        Raises
+        ------
+        HelixError
+            The server refused it (400, 401, 403, 409, 429 after retries, 5xx).
+        """
+        body = await self._call(
+            "POST",
+            f"{self._helix}/eventsub/subscriptions",
+            self._headers(token, info),
+            part.body(session_id),
+            info.client_id,
+        )
+        try:
+            return str(body["data"][0]["id"])
+        except (KeyError, IndexError, TypeError):
+            raise HelixError(502, "the create answer had no subscription id") from None
+
+    async def find(self, token: str, info: TokenInfo, part: Part) -> Optional[dict[str, Any]]:
+        """The enabled subscription of ``part``'s type and condition, if one exists."""
+        cursor: Optional[str] = None
+        condition = dict(part.condition)
+        for _ in range(100):  # at most 10,000 subscriptions: far beyond Twitch's limits
+            query = {"type": part.type}
+            if cursor:
+                query["after"] = cursor
+            body = await self._call(
+                "GET",
+                f"{self._helix}/eventsub/subscriptions",
+                self._headers(token, info),
+                None,
+                info.client_id,
+                query,
+            )
+            for item in body.get("data") or ():
+                if item.get("condition") == condition and item.get("status") == "enabled":
+                    return dict(item)
+            cursor = (body.get("pagination") or {}).get("cursor")
+            if not cursor:
+                return None
+        return None
+
+    async def delete(self, token: str, info: TokenInfo, subscription_id: str) -> None:
+        """Delete a subscription; one already gone (404) counts as deleted."""
+        try:
+            await self._call(
+                "DELETE",
+                f"{self._helix}/eventsub/subscriptions",
+                self._headers(token, info),
+                None,
+                info.client_id,
+                {"id": subscription_id},
+            )
+        except HelixError as exc:
+            if exc.status != 404:
+                raise
+
+    async def _call(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        json_body: Optional[dict[str, Any]],
+        bucket: Optional[str],
+        query: Optional[Mapping[str, str]] = None,
+    ) -> Any:
+        attempt = 0
+        while True:
+            if bucket is not None:
+                wait = self._blocked.get(bucket, 0.0) - time.time()
+                if wait > 0:
+                    await asyncio.sleep(min(wait, MAX_RESET_WAIT))
+            self.calls += 1
+            try:
+                async with self._session().request(
+                    method,
+                    url,
+                    headers=headers,
+                    json=json_body,
+                    params=query,
+                    timeout=self._timeout,
+                ) as resp:
+                    status = resp.status
+                    try:
+                        body = await resp.json(content_type=None) if status != 204 else None
+                    except ValueError:
+                        body = None
+                    reset = resp.headers.get("Ratelimit-Reset")
+                    remaining = resp.headers.get("Ratelimit-Remaining")
+            except asyncio.TimeoutError:
+                status, body, reset, remaining = 0, None, None, None
+                message = "the request timed out"
+            except aiohttp.ClientError as exc:
+                status, body, reset, remaining = 0, None, None, None
+                message = f"cannot reach {url.split('?')[0]}: {type(exc).__name__}"
+            else:
+                message = ""
+            if bucket is not None and remaining == "0":
+                self._block(bucket, reset)
+            if 200 <= status < 300:
+                return body if body is not None else {}
+            if isinstance(body, dict):
+                message = str(body.get("message") or body.get("error") or message)
+            retry = status == 429 or status == 0 or status >= 500
+            if not retry or attempt >= RETRIES:
+                raise HelixError(status, message or f"{method} failed")
+            attempt += 1
+            if status == 429 and bucket is not None:
+                self._block(bucket, reset, fallback=1.0)
+                log.info("Helix rate limit reached; waiting for its reset")
+            else:
+                delay = min(0.25 * 2**attempt, 8.0) * self._rng.uniform(0.5, 1.0)
+                log.info("Helix %s answered %s; retrying in %.2f s", method, status, delay)
+                await asyncio.sleep(delay)
+
+    def _block(self, bucket: str, reset: Optional[str], fallback: float = 0.0) -> None:
+        try:
+            until = float(reset) if reset is not None else time.time() + fallback
+        except ValueError:
+            until = time.time() + fallback
+        if not math.isfinite(until):
+            until = time.time() + fallback
+        until = min(until, time.time() + MAX_RESET_WAIT)
+        self._blocked[bucket] = max(self._blocked.get(bucket, 0.0), until)
+
+
+class Tokens:
+    """Validated tokens, each validated once however many callers ask at the same time."""
+
+    def __init__(self, helix: Helix) -> None:
+        self._helix = helix
+        self._known: dict[str, TokenInfo] = {}
+        self._pending: dict[str, asyncio.Future[TokenInfo]] = {}
+
+    def known(self, token: Optional[str]) -> Optional[TokenInfo]:
+        """The cached answer for ``token``, if it was validated."""
+        return self._known.get(token or "")
+
+    def tokens(self) -> list[str]:
+        """Every token validated so far."""
+        return list(self._known)
+
+    def forget(self, token: str) -> None:
+        """Drop ``token`` from the cache (it failed, or nothing uses it any more)."""
+        self._known.pop(token, None)
+
+    def _settled(self, token: str, done: asyncio.Future[TokenInfo]) -> None:
+        self._pending.pop(token, None)
+        if not done.cancelled():
+            done.exception()  # retrieved here, so a caller that left does not warn
+
+    async def info(self, token: str, *, fresh: bool = False) -> TokenInfo:
+        """Validate ``token`` (or return the cached answer unless ``fresh``).
+
+        Raises
+        ------
+        HelixError
+            It is invalid (401) or the server could not say.
+        """
+        if not fresh and token in self._known:
+            return self._known[token]
+        pending = self._pending.get(token)
+        if pending is None:
+            pending = asyncio.ensure_future(self._helix.validate(token))
+            self._pending[token] = pending
+            pending.add_done_callback(lambda done: self._settled(token, done))
+        info = await asyncio.shield(pending)
+        self._known[token] = info
+        return info

@@ -1,0 +1,929 @@
+"""EventSubWebsocket: one EventSub session of one user, behind the pool's node boundary.
+
+A node owns one WebSocket session and the subscriptions created on it. Like the PubSub
+node it has one supervisor task that is the only thing that reconnects: it opens a
+session (the welcome gives its id), runs the reconnect hook on every new session,
+creates over Helix the subscriptions of every wanted topic and deletes those of topics
+no longer wanted, then serves until the session must be replaced. On
+``session_reconnect`` it opens the new socket first and keeps reading the old one until
+the new welcome; subscriptions move with the session, and a ``message_id`` seen on
+either socket is dispatched once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import json
+import logging
+import random
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+import aiohttp
+
+from .. import protocol
+from ..backoff import Backoff
+from ..errors import ConnectionFailure
+from ..logs import RateLimitedLog
+from ..models.base import PubSubErrorEvent
+from ..settings import Settings
+from ..topics import Topic
+from ..transport import NodeOwner, wait_finished
+from ..websocket import describe_connect_failure
+from .helix import Helix, HelixError, Tokens
+from .mapping import Part, subscriptions_for, translate
+
+if TYPE_CHECKING:
+    from twitchio import Client
+
+    from ..dispatch import Dispatcher
+
+__all__ = ("EventSubWebsocket",)
+
+log = logging.getLogger(__name__)
+
+_node_ids = itertools.count(1)
+#: Message ids remembered for de-duplication (Twitch re-sends with the same id).
+SEEN_IDS = 2048
+#: Helix create calls one node has in flight at once.
+PARALLEL_CREATES = 16
+#: What to add to the keepalive timeout before a silent session counts as dead.
+_CLOSE_ADVICE = {
+    4000: "server error",
+    4001: "the server says this client sent it data; a bug in twitchio-pubsub, please report",
+    4002: "a ping went unanswered",
+    4003: "no subscription was made in time",
+    4004: "the reconnect grace time expired",
+    4005: "network timeout",
+    4006: "network error",
+    4007: "the reconnect URL was refused",
+}
+
+
+class _LinkLost(Exception):
+    pass
+
+
+class _Link:
+    """One socket of the node and what its reader saw."""
+
+    __slots__ = (
+        "id",
+        "keepalive",
+        "last_seen",
+        "reader",
+        "reconnect_url",
+        "session_id",
+        "signal",
+        "ws",
+    )
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, id: int, now: float) -> None:
+        self.ws = ws
+        self.id = id
+        self.session_id = ""
+        self.keepalive = 10.0
+        self.last_seen = now
+        self.reader: Optional[asyncio.Task[None]] = None
+        self.reconnect_url: Optional[str] = None
+        self.signal = asyncio.Event()
+
+    @property
+    def alive(self) -> bool:
+        return not self.ws.closed and self.reader is not None and not self.reader.done()
+
+    async def finish(self, grace: float = 2.0) -> None:
+        """Close gracefully: frames already sent on this socket are still read."""
+        if not self.ws.closed:
+            await self.ws.close()
+        reader = self.reader
+        if reader is not None and not reader.done():
+            await asyncio.wait((reader,), timeout=grace)
+        await self.close()
+
+    async def close(self) -> None:
+        reader = self.reader
+        if reader is not None and not reader.done():
+            reader.cancel()
+            await wait_finished(reader)
+        if not self.ws.closed:
+            await self.ws.close()
+
+
+class _Seen:
+    """The last :data:`SEEN_IDS` message ids, shared by every socket of a node."""
+
+    __slots__ = ("_ids", "_order")
+
+    def __init__(self) -> None:
+        self._ids: set[str] = set()
+        self._order: collections.deque[str] = collections.deque()
+
+    def first_time(self, message_id: str) -> bool:
+        if message_id in self._ids:
+            return False
+        self._ids.add(message_id)
+        self._order.append(message_id)
+        if len(self._order) > SEEN_IDS:
+            self._ids.discard(self._order.popleft())
+        return True
+
+
+class _Held:
+    """A topic whose subscriptions exist on the current session."""
+
+    __slots__ = ("parts", "token")
+
+    def __init__(self, token: Optional[str], parts: list[Part]) -> None:
+        self.token = token
+        self.parts = parts
+
+
+class EventSubWebsocket:
+    """One EventSub WebSocket session of one token user, holding that user's topics.
+
+    Created by a :class:`~twitchio_pubsub.PubSubPool` with ``transport="eventsub"``; you
+    meet it in :meth:`~twitchio_pubsub.PubSubPool.reconnect_hook`, as a PubSub node.
+
+    Attributes
+    ----------
+    ENDPOINT: :class:`str`
+        The default EventSub WebSocket URL.
+    client: :class:`twitchio.Client`
+        The client events are dispatched to.
+    pool: :class:`~twitchio_pubsub.PubSubPool`
+        The pool this node belongs to.
+    user_id: :class:`str`
+        The user whose tokens created this session's subscriptions (one per session).
+    max_topics: :class:`int`
+        The most subscriptions this session may hold (Twitch: 300).
+    id: :class:`int`
+        A number identifying the node in logs and events.
+    reconnects: :class:`int`
+        How many new sessions this node opened after its first (a ``session_reconnect``
+        hand-over keeps the session and does not count).
+    """
+
+    ENDPOINT = "wss://eventsub.wss.twitch.tv/ws"
+
+    def __init__(
+        self,
+        client: Client,
+        pool: Any,
+        *,
+        user_id: str,
+        max_topics: int,
+        settings: Settings,
+        dispatcher: Dispatcher,
+        owner: NodeOwner,
+        helix: Helix,
+        tokens: Tokens,
+        keepalive: int,
+        keepalive_margin: float,
+        endpoint: Optional[str] = None,
+    ) -> None:
+        self.client = client
+        self.pool = pool
+        self.user_id = user_id
+        self.max_topics = max_topics
+        self.id = next(_node_ids)
+        self.reconnects = 0
+        self._settings = settings
+        self._dispatch = dispatcher
+        self._owner = owner
+        self._helix = helix
+        self._tokens = tokens
+        self._keepalive = keepalive
+        self._margin = keepalive_margin
+        self._endpoint = endpoint or type(self).ENDPOINT
+        self._rng = settings.rng or random.Random()
+        self._wanted: Mapping[str, Topic] = owner.wanted(self)
+        self._held: dict[str, _Held] = {}
+        #: Subscription id -> (part, topic keys it serves), on the current session.
+        self._routes: dict[str, tuple[Part, set[str]]] = {}
+        self._by_part: dict[Part, str] = {}
+        self._seen = _Seen()
+        self._link: Optional[_Link] = None
+        self._old: Optional[_Link] = None
+        self._ready = False
+        self._wake_pending = False
+        self._settle_waiters: list[asyncio.Future[list[tuple[list[str], str]]]] = []
+        self._state_waiters: list[asyncio.Future[None]] = []
+        self._supervisor: Optional[asyncio.Task[None]] = None
+        self._closing = False
+        self._down_since: Optional[float] = None
+        self._last_error: Optional[str] = None
+        self._link_ids = itertools.count(1)
+        self._noise = RateLimitedLog(log)
+        self._stale: list[tuple[Optional[str], str]] = []
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "connecting"
+        return (
+            f"<EventSubWebsocket id={self.id} user_id={self.user_id} "
+            f"topics={len(self._wanted)} {state}>"
+        )
+
+    # ------------------------------------------------------------------ public state
+
+    @property
+    def topics(self) -> list[Topic]:
+        """The topics the pool assigned to this node (a copy)."""
+        return list(self._wanted.values())
+
+    @property
+    def session_id(self) -> Optional[str]:
+        """The current session's id (it changes on every new socket), ``None`` when down."""
+        link = self._link
+        return link.session_id if link is not None else None
+
+    @property
+    def subscriptions(self) -> int:
+        """How many EventSub subscriptions this session holds now."""
+        return len(self._routes)
+
+    @property
+    def connected(self) -> bool:
+        """Whether the session is up and its topics' subscriptions were created."""
+        return self._ready and not self._closing
+
+    @property
+    def endpoint(self) -> str:
+        """The WebSocket URL new sessions are opened at."""
+        return self._endpoint
+
+    @property
+    def latency(self) -> Optional[float]:
+        """Always ``None``: EventSub has no application-level ping to time."""
+        return None
+
+    @property
+    def down_since(self) -> Optional[float]:
+        """Loop time since when the node has had no session; ``None`` while up."""
+        return None if self._ready else self._down_since
+
+    def describe_failure(self) -> str:
+        """Why the node has no session, for :class:`ConnectionFailure` messages."""
+        cause = self._last_error or (
+            f"timed out: no session_welcome within {self._settings.connect_timeout:g} s"
+        )
+        return describe_connect_failure(self.endpoint, cause)
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pool's HTTP session, which the sockets and Helix calls use."""
+        return self._owner.session()
+
+    @property
+    def connection(self) -> Optional[aiohttp.ClientWebSocketResponse]:
+        """The current websocket, or ``None`` while connecting."""
+        link = self._link
+        return link.ws if link is not None else None
+
+    # ------------------------------------------------------------------ owner's controls
+
+    def start(self) -> None:
+        """Start the supervisor (the pool calls this once it assigned topics)."""
+        if self._supervisor is None and not self._closing:
+            loop = asyncio.get_running_loop()
+            self._down_since = loop.time()
+            self._supervisor = loop.create_task(
+                self._supervise(), name=f"eventsub-node-{self.id}-supervisor"
+            )
+
+    def wake(self) -> None:
+        """The wanted topics changed; the supervisor reconciles them."""
+        self._wake_pending = True
+        link = self._link
+        if link is not None:
+            link.signal.set()
+
+    def settled(self) -> asyncio.Future[list[tuple[list[str], str]]]:
+        """Resolved after a reconcile pass that begins after this call: failed deletes."""
+        future: asyncio.Future[list[tuple[list[str], str]]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        if self._link is None or self._closing:
+            future.set_result([])
+        else:
+            self._settle_waiters.append(future)
+            self.wake()
+        return future
+
+    async def close(self) -> None:
+        """Delete this node's subscriptions, stop the supervisor and close the sockets."""
+        first = not self._closing
+        self._closing = True
+        self._release([])
+        task = self._supervisor
+        if task is not None and not task.done():
+            if first:
+                task.cancel()
+            await wait_finished(task)
+        self._set_ready(False)
+
+    # ------------------------------------------------------------------ reference surface
+
+    async def connect(self) -> None:
+        """|coro|
+
+        Wait until this node's session is up and its subscriptions exist.
+
+        Raises
+        ------
+        ConnectionFailure
+            Not within ``connect_timeout``.
+        """
+        if self._closing:
+            raise ConnectionFailure("this node was closed; subscribe through the pool")
+        self.start()
+        if not await self._wait_state(lambda: self.connected, self._settings.connect_timeout):
+            raise ConnectionFailure(self.describe_failure())
+
+    async def disconnect(self) -> None:
+        """|coro|
+
+        Close this session for good; its topics leave the pool (as if unsubscribed).
+        """
+        await self._owner.disconnect(self)
+
+    async def reconnect(self) -> None:
+        """|coro|
+
+        Open a new session now and create every subscription on it again (as after a
+        lost connection); returns once it is connected.
+        """
+        link = self._link
+        if link is None or self._closing or not self._ready:
+            return
+        before = self.reconnects
+        link.reconnect_url = ""  # "" means: a new session at the base URL
+        link.signal.set()
+        limit = self._settings.connect_timeout + self._settings.listen_timeout
+        await self._wait_state(lambda: self.reconnects > before and self.connected, limit)
+
+    async def subscribe_topics(self, topics: list[Topic]) -> None:
+        """|coro|
+
+        Subscribe ``topics`` on this node, through its pool.
+        """
+        await self._owner.subscribe(self, topics)
+
+    async def unsubscribe_topic(self, topics: list[Topic]) -> None:
+        """|coro|
+
+        Unsubscribe ``topics``, which must be on this node, through its pool.
+
+        Raises
+        ------
+        ValueError
+            A topic is not subscribed on this node.
+        """
+        missing = [t for t in topics if not isinstance(t, Topic) or t.present not in self._wanted]
+        if missing:
+            raise ValueError(
+                f"not subscribed on node {self.id}: " + ", ".join(repr(t) for t in missing)
+            )
+        await self._owner.unsubscribe(topics)
+
+    async def send(self, data: dict[str, Any]) -> None:
+        """|coro|
+
+        Refused: an EventSub client must never send a frame (the server closes the
+        session with 4001).
+
+        Raises
+        ------
+        ConnectionFailure
+            Always.
+        """
+        raise ConnectionFailure(
+            "EventSub sessions take no frames from clients; subscribe through the pool"
+        )
+
+    # ------------------------------------------------------------------ state
+
+    def _set_ready(self, ready: bool) -> None:
+        self._ready = ready
+        waiters, self._state_waiters = self._state_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait_state(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._closing:
+                return False
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._state_waiters.append(waiter)
+            await asyncio.wait((waiter,), timeout=remaining)
+        return True
+
+    def _release(self, errors: list[tuple[list[str], str]], waiters: Any = None) -> None:
+        if waiters is None:
+            waiters, self._settle_waiters = self._settle_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(errors)
+
+    # ------------------------------------------------------------------ supervisor
+
+    async def _supervise(self) -> None:
+        settings = self._settings
+        backoff = Backoff(settings.backoff_base, settings.backoff_cap, rng=self._rng)
+        loop = asyncio.get_running_loop()
+        link: Optional[_Link] = None
+        first = True
+        try:
+            while True:
+                try:
+                    link = await self._open(self._url())
+                except (OSError, asyncio.TimeoutError, aiohttp.ClientError, _LinkLost) as exc:
+                    self._last_error = str(exc) or type(exc).__name__
+                    await self._sleep(backoff.next_delay(), f"connect failed ({self._last_error})")
+                    continue
+                self._last_error = None
+                self._link = link
+                self._forget_session()
+                try:
+                    if not first:
+                        self.reconnects += 1
+                        await self._run_reconnect_hook(link)
+                    await self._reconcile(link, ready=True)
+                except _LinkLost as exc:
+                    self._link = None
+                    await link.close()
+                    link = None
+                    await self._sleep(backoff.next_delay(), f"subscribing failed ({exc})")
+                    continue
+                first = False
+                log.info(
+                    "node %d: session %s up, %d subscription(s)",
+                    self.id,
+                    link.session_id,
+                    len(self._routes),
+                )
+                self._dispatch.event("pubsub_ready", self)
+                started = loop.time()
+                why = await self._serve(link)
+                link = self._link  # a session_reconnect hand-over may have replaced it
+                self._set_ready(False)
+                self._down_since = loop.time()
+                self._link = None
+                self._release([])
+                if loop.time() - started >= settings.backoff_reset_after:
+                    backoff.reset()
+                if link is not None:
+                    await link.close()
+                    link = None
+                await self._sleep(backoff.next_delay(), why)
+        finally:
+            self._set_ready(False)
+            self._release([])
+            leftovers = [lk for lk in (link, self._link, self._old) if lk is not None]
+            self._link = self._old = None
+            try:
+                await self._delete_all()
+            finally:
+                for leftover in leftovers:
+                    await leftover.close()
+
+    def _url(self) -> str:
+        separator = "&" if "?" in self._endpoint else "?"
+        return f"{self._endpoint}{separator}keepalive_timeout_seconds={self._keepalive}"
+
+    def _forget_session(self) -> None:
+        """A new session holds nothing: what the old one held is stale (deleted later)."""
+        for sub_id, (_, keys) in self._routes.items():
+            token = next((self._held[k].token for k in keys if k in self._held), None)
+            self._stale.append((token, sub_id))
+        self._held.clear()
+        self._routes.clear()
+        self._by_part.clear()
+
+    async def _sleep(self, delay: float, why: str) -> None:
+        log.info("node %d: %s; new session in %.2f s", self.id, why, delay)
+        self._dispatch.event("pubsub_reconnecting", self, delay)
+        await asyncio.sleep(delay)
+
+    async def _open(self, url: str) -> _Link:
+        """Open a socket and read its welcome."""
+        loop = asyncio.get_running_loop()
+        session = self._owner.session()
+        limit = self._settings.connect_timeout
+        ws = await asyncio.wait_for(
+            session.ws_connect(url, autoping=True, max_msg_size=self._settings.max_message_size),
+            limit,
+        )
+        link = _Link(ws, next(self._link_ids), loop.time())
+        try:
+            msg = await ws.receive(timeout=limit)
+            if msg.type is not aiohttp.WSMsgType.TEXT:
+                code = ws.close_code
+                raise _LinkLost(
+                    f"closed before the welcome (close code {code}: "
+                    f"{_CLOSE_ADVICE.get(code or 0, 'no reason given')})"
+                )
+            try:
+                frame = json.loads(msg.data)
+                welcome = frame["payload"]["session"]
+                if frame["metadata"]["message_type"] != "session_welcome":
+                    raise _LinkLost("the first frame was not a session_welcome")
+                link.session_id = str(welcome["id"])
+                link.keepalive = float(welcome.get("keepalive_timeout_seconds") or 0) or float(
+                    self._keepalive
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                raise _LinkLost(f"bad welcome: {type(exc).__name__}") from None
+        except BaseException:
+            await ws.close()
+            raise
+        link.last_seen = loop.time()
+        link.reader = loop.create_task(
+            self._read(link), name=f"eventsub-node-{self.id}-reader-{link.id}"
+        )
+        return link
+
+    async def _serve(self, link: _Link) -> str:
+        """Reconcile on every wake until the session must be replaced; returns why."""
+        loop = asyncio.get_running_loop()
+        while True:
+            link = self._link or link
+            if not link.alive:
+                code = link.ws.close_code
+                if code == 4001:
+                    log.error("node %d: closed with 4001: %s", self.id, _CLOSE_ADVICE[4001])
+                advice = _CLOSE_ADVICE.get(code or 0)
+                return (
+                    f"session closed (code {code}: {advice})"
+                    if advice
+                    else (f"connection lost (close code {code})" if code else "connection lost")
+                )
+            if link.reconnect_url is not None:
+                if link.reconnect_url == "":
+                    return "reconnect requested"
+                if not await self._hand_over(link, link.reconnect_url):
+                    return "session_reconnect failed"
+                continue
+            silent_for = loop.time() - link.last_seen
+            limit = link.keepalive + self._margin
+            if silent_for > limit:
+                log.warning(
+                    "node %d: nothing received for %.1f s; session dead", self.id, silent_for
+                )
+                return "keepalive timeout"
+            if self._wake_pending or self._settle_waiters:
+                try:
+                    await self._reconcile(link)
+                except _LinkLost as exc:
+                    return f"subscribing failed ({exc})"
+                continue
+            link.signal.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(link.signal.wait(), limit - silent_for + 0.01)
+
+    async def _hand_over(self, old: _Link, url: str) -> bool:
+        """Follow ``session_reconnect``: the new socket first, then close the old one."""
+        self._old = old
+        try:
+            try:
+                new = await self._open(url)
+            except (OSError, asyncio.TimeoutError, aiohttp.ClientError, _LinkLost) as exc:
+                log.warning("node %d: following session_reconnect failed: %s", self.id, exc)
+                return False
+            self._link = new
+            log.info("node %d: session moved to %s", self.id, new.session_id)
+            self._dispatch.event("pubsub_ready", self)
+        finally:
+            self._old = None
+        await old.finish()  # the new welcome arrived: read what is in flight, then close
+        return True
+
+    async def _run_reconnect_hook(self, link: _Link) -> None:
+        hook = self._owner.reconnected(self)
+        while not hook.done():
+            link.signal.clear()
+            watch = asyncio.ensure_future(link.signal.wait())
+            try:
+                await asyncio.wait((hook, watch), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                watch.cancel()
+            if not link.alive:
+                raise _LinkLost("connection lost during reconnect_hook")
+
+    # ------------------------------------------------------------------ reconciling
+
+    async def _reconcile(self, link: _Link, *, ready: bool = False) -> None:
+        """Create the subscriptions of wanted topics, delete those of unwanted ones."""
+        while True:
+            self._wake_pending = False
+            waiters, self._settle_waiters = self._settle_waiters, []
+            add = [topic for key, topic in list(self._wanted.items()) if key not in self._held]
+            moved = [
+                (key, topic)
+                for key, topic in self._wanted.items()
+                if key in self._held and self._held[key].token != topic.token
+            ]
+            confirmed: dict[Optional[str], list[Topic]] = {}
+            for key, topic in moved:
+                self._held[key].token = topic.token  # same user: nothing to re-create
+                confirmed.setdefault(topic.token, []).append(topic)
+            drop = [key for key in self._held if key not in self._wanted]
+            stale, self._stale = self._stale, []
+            errors = await self._drop(drop) if drop else []
+            if stale:
+                await self._delete_stale(stale)
+            if add:
+                for token, topics in (await self._add(link, add)).items():
+                    confirmed.setdefault(token, []).extend(topics)
+            if ready:
+                self._set_ready(True)
+                ready = False
+            for token, topics in confirmed.items():
+                self._owner.subscribed(self, topics, token)
+            self._release(errors, waiters)
+            if not self._wake_pending:
+                return
+
+    async def _add(self, link: _Link, topics: list[Topic]) -> dict[Optional[str], list[Topic]]:
+        limiter = asyncio.Semaphore(PARALLEL_CREATES)
+        results = await asyncio.gather(
+            *(self._create_topic(link, topic, limiter) for topic in topics),
+            return_exceptions=True,
+        )
+        confirmed: dict[Optional[str], list[Topic]] = {}
+        lost: Optional[BaseException] = None
+        for topic, result in zip(topics, results):
+            if isinstance(result, _LinkLost):
+                lost = result
+            elif isinstance(result, BaseException):
+                raise result
+            elif result:
+                confirmed.setdefault(topic.token, []).append(topic)
+        if lost is not None:
+            raise lost
+        return confirmed
+
+    async def _create_topic(self, link: _Link, topic: Topic, limiter: asyncio.Semaphore) -> bool:
+        """Create every subscription of ``topic``; whether it is now held."""
+        key = topic.present or ""
+        token = topic.token or ""
+        info = self._tokens.known(token)
+        if info is None:
+            self._refuse([topic], protocol.ERR_BADAUTH, "the token was not validated")
+            return False
+        parts = subscriptions_for(key, info.user_id)
+        created: list[Part] = []
+        for part in parts:
+            if part in self._by_part:
+                self._routes[self._by_part[part]][1].add(key)
+                created.append(part)
+                continue
+            try:
+                async with limiter:
+                    sub_id = await self._create(link, token, info, part)
+            except HelixError as exc:
+                for done in created:
+                    self._unroute(done, key)
+                return self._helix_refusal(topic, part, exc)
+            self._by_part[part] = sub_id
+            self._routes[sub_id] = (part, {key})
+            created.append(part)
+        self._held[key] = _Held(token, parts)
+        current = self._wanted.get(key)
+        if current is None or current.token != token:
+            self.wake()  # unsubscribed or moved meanwhile: the next pass sorts it out
+            return False
+        return True
+
+    async def _create(self, link: _Link, token: str, info: Any, part: Part) -> str:
+        try:
+            return await self._helix.create(token, info, part, link.session_id)
+        except HelixError as exc:
+            if exc.status != 409:
+                raise
+        # It exists already: created by a call whose answer was lost, or left over from
+        # a session that ended uncleanly. Take ours, delete a stale one and try again.
+        existing = await self._helix.find(token, info, part)
+        if existing is not None:
+            if existing.get("transport", {}).get("session_id") == link.session_id:
+                return str(existing["id"])
+            await self._helix.delete(token, info, str(existing["id"]))
+        return await self._helix.create(token, info, part, link.session_id)
+
+    def _helix_refusal(self, topic: Topic, part: Part, exc: HelixError) -> bool:
+        if exc.status == 400 and "session" in exc.message:
+            raise _LinkLost(exc.message)
+        if exc.status in (401, 403):
+            if exc.status == 401:
+                self._tokens.forget(topic.token or "")
+            code = protocol.ERR_BADAUTH
+        elif exc.status in (0, 429) or exc.status >= 500:
+            code = protocol.ERR_SERVER
+        else:
+            code = protocol.ERR_BADTOPIC
+        self._refuse([topic], code, f"{part.type} v{part.version}: {exc}")
+        if code == protocol.ERR_SERVER and self._owner.refused(self, [topic], topic.token, code):
+            raise _LinkLost(f"Helix failed: {exc}")
+        return False
+
+    def _refuse(self, topics: list[Topic], code: str, reason: str) -> None:
+        keys = ", ".join(t.present or "" for t in topics)
+        log.warning("node %d: %s refused: %s", self.id, keys, reason)
+        self._dispatch.error(
+            PubSubErrorEvent(
+                f"EventSub refused {keys}: {reason}",
+                error=code,
+                topic=topics[0].present if len(topics) == 1 else None,
+                topics=list(topics),
+                type="RESPONSE",
+            )
+        )
+        if code != protocol.ERR_SERVER:
+            self._owner.refused(self, topics, topics[0].token, code)
+
+    def _unroute(self, part: Part, key: str) -> Optional[str]:
+        """Detach ``key`` from ``part``; the subscription id when nothing else uses it."""
+        sub_id = self._by_part.get(part)
+        if sub_id is None:
+            return None
+        keys = self._routes[sub_id][1]
+        keys.discard(key)
+        if keys:
+            return None
+        del self._routes[sub_id]
+        del self._by_part[part]
+        return sub_id
+
+    async def _drop(self, keys: list[str]) -> list[tuple[list[str], str]]:
+        """Delete the subscriptions of topics no longer wanted."""
+        deletes: list[tuple[str, Optional[str], str]] = []
+        for key in keys:
+            held = self._held.pop(key)
+            for part in held.parts:
+                sub_id = self._unroute(part, key)
+                if sub_id is not None:
+                    deletes.append((key, held.token, sub_id))
+        errors: list[tuple[list[str], str]] = []
+        results = await asyncio.gather(
+            *(self._delete(token, sub_id) for _, token, sub_id in deletes),
+            return_exceptions=True,
+        )
+        for (key, _, _), result in zip(deletes, results):
+            if isinstance(result, HelixError):
+                errors.append(([key], f"HTTP {result.status}"))
+            elif isinstance(result, BaseException):
+                raise result
+        return errors
+
+    async def _delete(self, token: Optional[str], sub_id: str) -> None:
+        info = self._tokens.known(token)
+        if info is None or token is None:
+            return
+        await self._helix.delete(token, info, sub_id)
+
+    async def _delete_stale(self, stale: list[tuple[Optional[str], str]]) -> None:
+        if stale:
+            await asyncio.gather(
+                *(self._delete(token, sub_id) for token, sub_id in stale),
+                return_exceptions=True,
+            )
+
+    async def _delete_all(self) -> None:
+        """On close: delete every subscription this node made (not just leave it disabled)."""
+        self._forget_session()
+        stale, self._stale = self._stale, []
+        if stale:
+            try:
+                await asyncio.wait_for(self._delete_stale(stale), self._settings.listen_timeout)
+            except asyncio.TimeoutError:
+                log.warning("node %d: deleting subscriptions on close timed out", self.id)
+
+    # ------------------------------------------------------------------ reading
+
+    async def _read(self, link: _Link) -> None:
+        try:
+            await self._read_frames(link)
+        finally:
+            link.signal.set()
+
+    async def _read_frames(self, link: _Link) -> None:
+        ws = link.ws
+        loop = asyncio.get_running_loop()
+        text_type = aiohttp.WSMsgType.TEXT
+        while True:
+            msg = await ws.receive()
+            link.last_seen = loop.time()
+            if msg.type is text_type:
+                try:
+                    frame = json.loads(msg.data)
+                    kind = frame["metadata"]["message_type"]
+                except (ValueError, KeyError, TypeError):
+                    self._bad_frame(msg.data, "not an EventSub message")
+                    continue
+                if kind == "notification":
+                    self._notification(frame, msg.data)
+                elif kind == "session_reconnect":
+                    try:
+                        link.reconnect_url = str(frame["payload"]["session"]["reconnect_url"])
+                    except (KeyError, TypeError):
+                        self._bad_frame(msg.data, "session_reconnect without a URL")
+                        continue
+                    link.signal.set()
+                elif kind == "revocation":
+                    self._revocation(frame, msg.data)
+                # session_keepalive: last_seen is all it is for.
+            elif msg.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                log.debug("node %d: socket %d closed (%s)", self.id, link.id, ws.close_code)
+                return
+            elif msg.type is aiohttp.WSMsgType.BINARY:
+                self._bad_frame(None, "unexpected binary frame")
+
+    def _bad_frame(self, raw: Optional[str], reason: str) -> None:
+        self._noise.log(logging.WARNING, reason, "node %d: ignored a frame: %s", self.id, reason)
+        self._dispatch.error(
+            PubSubErrorEvent(f"invalid frame: {reason}", raw=raw, type="INVALID_FRAME")
+        )
+
+    def _notification(self, frame: dict[str, Any], raw: str) -> None:
+        try:
+            message_id = str(frame["metadata"]["message_id"])
+            sub_id = str(frame["payload"]["subscription"]["id"])
+        except (KeyError, TypeError):
+            self._bad_frame(raw, "notification without message_id or subscription")
+            return
+        if not self._seen.first_time(message_id):
+            return  # at-least-once delivery: a copy, on this socket or the old one
+        route = self._routes.get(sub_id)
+        if route is None:
+            return  # a subscription this session no longer serves
+        for key in list(route[1]):
+            if key not in self._wanted:
+                continue
+            try:
+                messages = translate(key, frame)
+            except Exception as exc:
+                self._dispatch.error(
+                    PubSubErrorEvent(
+                        "EventSub payload could not be translated",
+                        topic=key,
+                        raw=raw,
+                        exception=exc,
+                        type="PAYLOAD",
+                    )
+                )
+                continue
+            for message in messages:
+                self._dispatch.message(key, json.dumps(message))
+
+    def _revocation(self, frame: dict[str, Any], raw: str) -> None:
+        try:
+            subscription = frame["payload"]["subscription"]
+            sub_id = str(subscription["id"])
+            reason = str(subscription.get("status") or "revoked")
+        except (KeyError, TypeError):
+            self._bad_frame(raw, "revocation without a subscription")
+            return
+        route = self._routes.get(sub_id)
+        if route is None:
+            return
+        part, keys = route
+        topics = [self._wanted[k] for k in keys if k in self._wanted]
+        # The subscription is gone on the server: forget it so no delete is attempted.
+        del self._routes[sub_id]
+        self._by_part.pop(part, None)
+        for key in keys:
+            held = self._held.get(key)
+            if held is not None:
+                held.parts = [p for p in held.parts if p != part]
+        if not topics:
+            return
+        names = ", ".join(t.present or "" for t in topics)
+        log.warning(
+            "node %d: %s v%s revoked (%s) for %s", self.id, part.type, part.version, reason, names
+        )
+        if reason in ("authorization_revoked", "user_removed", "moderator_removed"):
+            self._owner.revoked(self, [t.present or "" for t in topics], reason)
+        else:
+            self._dispatch.error(
+                PubSubErrorEvent(
+                    f"EventSub revoked {part.type} v{part.version} ({reason}) for {names}",
+                    error=reason,
+                    topic=topics[0].present if len(topics) == 1 else None,
+                    topics=topics,
+                    type="REVOKED",
+                )
+            )
+            self._owner.refused(self, topics, topics[0].token, reason)
+        self.wake()  # delete what is left of those topics' subscriptions
