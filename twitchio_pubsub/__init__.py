@@ -15,6 +15,7 @@ from .errors import (
     PoolFull,
     PubSubError,
 )
+from .eventsub.node import EventSubWebsocket
 from .models import (
     PubSubAutoModQueueMessage,
     PubSubBadgeEntitlement,
@@ -53,13 +54,13 @@ from .topics import (
     user_moderation_notifications,
     whispers,
 )
-from .eventsub.node import EventSubWebsocket
 from .websocket import PubSubWebsocket
 
 __version__ = "0.1.0"
 
 __all__ = (
     "ConnectionFailure",
+    "EventSubWebsocket",
     "ListenError",
     "ListenTimeout",
     "PoolClosed",
@@ -89,7 +90,6 @@ __all__ = (
     "PubSubPool",
     "PubSubUserModerationNotification",
     "PubSubWebsocket",
-    "EventSubWebsocket",
     "PubSubWhisperMessage",
     "Topic",
     "__version__",
