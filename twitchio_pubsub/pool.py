@@ -372,7 +372,7 @@ class PubSubPool:
                 self._spawn(self._run_auth_fail_hook(dropped), "pubsub-auth-fail-hook")
             else:
                 # The node dispatched the error response as pubsub_error already.
-                log.warning("the server refused to LISTEN again (%s): %s", error, _names(dropped))
+                log.warning("the server refused (%s): %s", error, _names(dropped))
         self._retire_if_empty(node)
         return kept
 

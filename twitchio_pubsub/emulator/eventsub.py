@@ -55,7 +55,6 @@ _ERRORS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not 
            503: "Service Unavailable"}  # fmt: skip
 
 _DIFFERENT_USERS = "websocket transport cannot have subscriptions created by different users"
-_RATE_LIMIT = 800
 _HelixCall = Callable[[web.Request, "EventSubToken", dict[str, str]], Awaitable[web.Response]]
 _PAGE = 100
 
@@ -190,6 +189,9 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         Sessions with enabled subscriptions per user and client id (Twitch: 3).
     max_total_cost: :class:`int`
         Total cost of a user's enabled subscriptions (Twitch: 10).
+    rate_limit: :class:`int`
+        Helix requests per minute and client id (Twitch: 800); one more gets 429 until
+        the ``Ratelimit-Reset`` time.
     """
 
     _kind = "EventSub emulator"
@@ -205,6 +207,7 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         max_subscriptions: int = 300,
         max_sessions: int = 3,
         max_total_cost: int = 10,
+        rate_limit: int = 800,
     ) -> None:
         super().__init__(host, port)
         if not 1 <= min_keepalive <= 600:
@@ -215,6 +218,7 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         self.max_subscriptions = max_subscriptions
         self.max_sessions = max_sessions
         self.max_total_cost = max_total_cost
+        self.rate_limit = rate_limit
         self._tokens: dict[str, EventSubToken] = {}
         self._sessions: dict[str, EventSubSession] = {}
         self._reconnect_ids: dict[str, EventSubSession] = {}
@@ -782,18 +786,21 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         body = {"error": _ERRORS.get(status, "Error"), "status": status, "message": message}
         return web.json_response(body, status=status, headers=headers)
 
-    def _rate_headers(self, client_id: str) -> dict[str, str]:
+    def _rate_headers(self, client_id: str) -> tuple[dict[str, str], bool]:
+        """The rate-limit headers of a call, and whether the bucket was already empty."""
         now = time.time()
-        reset, remaining = self._rate.get(client_id, (now + 60, _RATE_LIMIT))
+        reset, remaining = self._rate.get(client_id, (now + 60, self.rate_limit))
         if now >= reset:
-            reset, remaining = now + 60, _RATE_LIMIT
+            reset, remaining = now + 60, self.rate_limit
+        empty = remaining <= 0
         remaining = max(0, remaining - 1)
         self._rate[client_id] = (reset, remaining)
-        return {
-            "Ratelimit-Limit": str(_RATE_LIMIT),
+        headers = {
+            "Ratelimit-Limit": str(self.rate_limit),
             "Ratelimit-Remaining": str(remaining),
             "Ratelimit-Reset": str(math.ceil(reset)),
         }
+        return headers, empty
 
     def _authorize(
         self, request: web.Request
@@ -801,7 +808,9 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         """The token, an error message (401) and the rate-limit headers of a Helix call."""
         self.helix_requests += 1
         client_id = request.headers.get("Client-Id", "")
-        headers = self._rate_headers(client_id)
+        headers, empty = self._rate_headers(client_id)
+        if empty:
+            raise _HelixFault(429, headers)
         if self._helix_faults:
             status, reset_after = self._helix_faults.pop(0)
             if status == 429:

@@ -84,7 +84,14 @@ class EventSubBridge:
         self.validate_interval = _positive("validate_interval", validate_interval)
         self.settings = settings
         self.helix = Helix(
-            session, self.helix_url, self.id_url, settings.listen_timeout, settings.rng
+            session,
+            self.helix_url,
+            self.id_url,
+            settings.listen_timeout,
+            settings.rng,
+            retries=settings.listen_retries,
+            backoff_base=settings.backoff_base,
+            backoff_cap=settings.backoff_cap,
         )
         self.tokens = Tokens(self.helix)
 

@@ -20,8 +20,8 @@ __all__ = ("Helix", "HelixError", "TokenInfo", "Tokens")
 
 log = logging.getLogger(__name__)
 
-#: How often a 429 or 5xx answer is retried before the call fails.
-RETRIES = 4
+#: How often a 429 answer is retried (each after its ``Ratelimit-Reset``).
+RATE_LIMIT_RETRIES = 4
 #: The longest wait for a ``Ratelimit-Reset`` in the future.
 MAX_RESET_WAIT = 60.0
 
@@ -77,6 +77,10 @@ class Helix:
         Seconds one request may take.
     rng: Optional[:class:`random.Random`]
         Jitter for retries after 5xx answers.
+    retries: :class:`int`
+        How often a 5xx answer or a failed request is retried.
+    backoff_base, backoff_cap: :class:`float`
+        The first retry delay's ceiling (doubling each time) and the longest delay.
     """
 
     def __init__(
@@ -86,12 +90,18 @@ class Helix:
         id_url: str,
         timeout: float,
         rng: Optional[random.Random] = None,
+        *,
+        retries: int = 2,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 8.0,
     ) -> None:
         self._session = session
         self._helix = helix_url.rstrip("/")
         self._id = id_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._rng = rng or random.Random()
+        self._retries = retries
+        self._backoff = (backoff_base, backoff_cap)
         #: Per client id: ``time.time()`` before which calls wait (a 429's reset).
         self._blocked: dict[str, float] = {}
         #: Calls made, for tests and benchmarks.
@@ -227,15 +237,17 @@ class Helix:
                 return body if body is not None else {}
             if isinstance(body, dict):
                 message = str(body.get("message") or body.get("error") or message)
+            limit = RATE_LIMIT_RETRIES if status == 429 else self._retries
             retry = status == 429 or status == 0 or status >= 500
-            if not retry or attempt >= RETRIES:
+            if not retry or attempt >= limit:
                 raise HelixError(status, message or f"{method} failed")
             attempt += 1
             if status == 429 and bucket is not None:
                 self._block(bucket, reset, fallback=1.0)
                 log.info("Helix rate limit reached; waiting for its reset")
             else:
-                delay = min(0.25 * 2**attempt, 8.0) * self._rng.uniform(0.5, 1.0)
+                base, cap = self._backoff
+                delay = min(base * 2 ** (attempt - 1), cap) * self._rng.uniform(0.5, 1.0)
                 log.info("Helix %s answered %s; retrying in %.2f s", method, status, delay)
                 await asyncio.sleep(delay)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import itertools
 import json
 import logging
@@ -32,7 +31,6 @@ from ..models.base import PubSubErrorEvent
 from ..settings import Settings
 from ..topics import Topic
 from ..transport import NodeOwner, wait_finished
-from ..websocket import describe_connect_failure
 from .helix import Helix, HelixError, Tokens
 from .mapping import Part, subscriptions_for, translate
 
@@ -262,15 +260,19 @@ class EventSubWebsocket:
 
     @property
     def down_since(self) -> Optional[float]:
-        """Loop time since when the node has had no session; ``None`` while up."""
-        return None if self._ready else self._down_since
+        """Loop time since when the node has had no session; ``None`` while it has one.
+
+        Once a session is welcomed the node counts as up even while its subscriptions
+        are being created: those Helix calls are bounded by their own timeouts.
+        """
+        return None if self._ready or self._link is not None else self._down_since
 
     def describe_failure(self) -> str:
         """Why the node has no session, for :class:`ConnectionFailure` messages."""
         cause = self._last_error or (
             f"timed out: no session_welcome within {self._settings.connect_timeout:g} s"
         )
-        return describe_connect_failure(self.endpoint, cause)
+        return f"could not open an EventSub session at {self.endpoint}: {cause}"
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -585,8 +587,13 @@ class EventSubWebsocket:
                     return f"subscribing failed ({exc})"
                 continue
             link.signal.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(link.signal.wait(), limit - silent_for + 0.01)
+            # asyncio.wait, not wait_for: wait_for can lose a cancellation that arrives
+            # as the signal is set (Python 3.11), and close() would then hang.
+            watch = asyncio.ensure_future(link.signal.wait())
+            try:
+                await asyncio.wait((watch,), timeout=limit - silent_for + 0.01)
+            finally:
+                watch.cancel()
 
     async def _hand_over(self, old: _Link, url: str) -> bool:
         """Follow ``session_reconnect``: the new socket first, then close the old one."""
@@ -900,7 +907,9 @@ class EventSubWebsocket:
             return
         part, keys = route
         topics = [self._wanted[k] for k in keys if k in self._wanted]
-        # The subscription is gone on the server: forget it so no delete is attempted.
+        # It serves nothing any more; delete it too, so the account is left clean.
+        token = next((self._held[k].token for k in keys if k in self._held), None)
+        self._stale.append((token, sub_id))
         del self._routes[sub_id]
         self._by_part.pop(part, None)
         for key in keys:
