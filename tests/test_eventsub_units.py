@@ -231,3 +231,15 @@ async def test_topics_without_an_eventsub_counterpart_are_refused(client: Any) -
         await pool.subscribe_topics([odd])
     assert pool.transport == "eventsub" and "eventsub" in repr(pool)
     await pool.close()
+
+
+def test_the_eventsub_docs_page_lists_every_type_and_scope() -> None:
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "eventsub.rst").read_text()
+    flat = " ".join(page.split())
+    for pairs in FAMILIES.values():
+        for type_, version in pairs:
+            assert f"``{type_}`` v{version}" in flat, type_
+            for group in SUBSCRIPTION_TYPES[(type_, version)].scopes:
+                assert any(f"``{scope}``" in flat for scope in group), (type_, group)
