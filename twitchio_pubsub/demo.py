@@ -1,8 +1,10 @@
 """``python -m twitchio_pubsub demo``: the library end to end, offline, in a few seconds.
 
-Starts the embedded emulator, subscribes a twitchio ``Client`` to every topic family
-through a :class:`PubSubPool`, triggers one realistic event of each kind, survives a
-server RECONNECT and an abrupt drop, and prints what the bot receives.
+Twice, once per transport: starts an embedded emulator (PubSub, then EventSub),
+subscribes a twitchio ``Client`` to every topic family through a :class:`PubSubPool`,
+triggers one realistic event of each kind, survives a server-requested reconnect and an
+abrupt drop, and prints what the bot receives. The bot code is the same both times; only
+``transport="eventsub"`` differs.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any, Callable, TextIO
 import twitchio
 
 from . import topics as t
-from .emulator import PubSubEmulator
+from .emulator import EventSubEmulator, PubSubEmulator
 from .emulator.payloads import KINDS
 from .models import (
     PubSubAutoModQueueMessage,
@@ -31,13 +33,51 @@ from .models import (
     PubSubWhisperMessage,
 )
 from .pool import PubSubPool
-from .websocket import PubSubWebsocket
 
 __all__ = ("describe", "run_demo")
 
 CHANNEL = 12345
 MODERATOR = 67890
 TOKEN = "demo-user-token"
+#: EventSub wants the token of the user in each condition, with EventSub's scopes.
+BROADCASTER_TOKEN = "demo-broadcaster-token"
+MODERATOR_TOKEN = "demo-moderator-token"
+_BROADCASTER_SCOPES = (
+    "bits:read",
+    "channel:read:redemptions",
+    "channel:read:subscriptions",
+    "user:read:chat",
+    "user:read:whispers",
+)
+_MODERATOR_SCOPES = (
+    "moderator:read:blocked_terms",
+    "moderator:read:chat_settings",
+    "moderator:read:unban_requests",
+    "moderator:read:banned_users",
+    "moderator:read:chat_messages",
+    "moderator:read:moderators",
+    "moderator:read:vips",
+    "moderator:read:warnings",
+    "moderator:manage:automod",
+    "moderator:read:suspicious_users",
+    "user:read:chat",
+)
+#: EventSub type and fields to trigger -> PubSub event(s) the bot receives.
+_EVENTSUB_TRIGGERS: tuple[tuple[str, dict[str, Any], tuple[str, ...]], ...] = (
+    ("channel.cheer", {"bits": 100}, ("pubsub_bits", "pubsub_bits")),  # v2 and v1 topics
+    ("channel.chat.notification", {"notice_type": "bits_badge_tier"}, ("pubsub_bits_badge",)),
+    ("channel.channel_points_custom_reward_redemption.add", {}, ("pubsub_channel_points",)),
+    ("channel.subscribe", {"tier": "2000"}, ("pubsub_subscription",)),
+    ("channel.moderate", {"action": "timeout"}, ("pubsub_moderation",)),
+    ("user.whisper.message", {"user_id": CHANNEL}, ("pubsub_whisper",)),
+    ("automod.message.hold", {}, ("pubsub_automod_queue",)),
+    (
+        "channel.chat.user_message_hold",
+        {"user_id": MODERATOR},
+        ("pubsub_user_moderation_notification",),
+    ),
+    ("channel.suspicious_user.update", {}, ("pubsub_low_trust_user",)),
+)
 
 #: trigger kind -> (topic factory, event name)
 _KIND_TOPICS: dict[str, tuple[Callable[[str], t.Topic], str]] = {
@@ -99,6 +139,26 @@ class _Demo:
         self.count = 0
         self.reconnects = 0
 
+    def client(self) -> twitchio.Client:
+        """A bot: one handler per topic family, and a line per reconnect."""
+        client = twitchio.Client(token="demo-bot-token")
+        for _factory, event in _KIND_TOPICS.values():
+
+            async def handler(model: PubSubMessage, _event: str = event) -> None:
+                await self.received.put((_event, model))
+
+            if f"event_{event}" not in client._events:
+                client.add_event(handler, f"event_{event}")
+
+        async def on_reconnecting(node: Any, delay: float) -> None:
+            if delay:
+                self.say(f"  ... node {node.id} lost its connection; retrying in {delay:.2f} s")
+            else:
+                self.say(f"  ... node {node.id} opens a new socket before closing the old one")
+
+        client.add_event(on_reconnecting, "event_pubsub_reconnecting")
+        return client
+
     def say(self, text: str) -> None:
         if not self.quiet:
             print(text, file=self.out, flush=True)
@@ -136,23 +196,7 @@ async def run_demo(*, quiet: bool = False, out: TextIO | None = None) -> int:
     demo = _Demo(out or sys.stdout, quiet)
     started = time.perf_counter()
     async with PubSubEmulator() as emu:
-        client = twitchio.Client(token="demo-bot-token")
-        for _kind, (_factory, event) in _KIND_TOPICS.items():
-
-            async def handler(model: PubSubMessage, _event: str = event) -> None:
-                await demo.received.put((_event, model))
-
-            if f"event_{event}" not in client._events:
-                client.add_event(handler, f"event_{event}")
-
-        async def on_reconnecting(node: PubSubWebsocket, delay: float) -> None:
-            if delay:
-                demo.say(f"  ... node {node.id} lost its socket; retrying in {delay:.2f} s")
-            else:
-                demo.say(f"  ... node {node.id} opens a new socket before closing the old one")
-
-        client.add_event(on_reconnecting, "event_pubsub_reconnecting")
-
+        client = demo.client()
         demo.say(f"twitchio-pubsub demo: embedded PubSub emulator at {emu.url}")
         pool = PubSubPool(
             client,
@@ -193,11 +237,98 @@ async def run_demo(*, quiet: bool = False, out: TextIO | None = None) -> int:
             await emu.trigger("channel_points", CHANNEL, user_input="still here!")
             await demo.expect("pubsub_channel_points")
 
+    pubsub_events, pubsub_reconnects = demo.count, demo.reconnects
+    await _eventsub_demo(demo)
     elapsed = time.perf_counter() - started
     print(
-        f"\ndemo OK: {demo.count} events received, {demo.reconnects} reconnects survived, "
-        f"{elapsed:.1f} s",
+        f"\ndemo OK: {pubsub_events} PubSub + {demo.count - pubsub_events} EventSub events "
+        f"received, {pubsub_reconnects} + {demo.reconnects - pubsub_reconnects} reconnects "
+        f"survived, {elapsed:.1f} s",
         file=demo.out,
         flush=True,
     )
     return 0
+
+
+def _topics(broadcaster: str, moderator: str) -> list[t.Topic]:
+    """Every family, each with the token EventSub wants (PubSub takes any one)."""
+    out = []
+    for kind, (factory, _) in _KIND_TOPICS.items():
+        if KINDS[kind][1] == 2:
+            token = moderator  # the moderator (or the chatter) comes second
+            out.append(factory(token)[CHANNEL][MODERATOR])
+        else:
+            out.append(factory(broadcaster)[CHANNEL])
+    return out
+
+
+async def _eventsub_demo(demo: _Demo) -> None:
+    """The same bot on EventSub: ``transport="eventsub"`` is the only change."""
+    async with EventSubEmulator() as emu:
+        emu.add_token(BROADCASTER_TOKEN, CHANNEL, scopes=_BROADCASTER_SCOPES)
+        emu.add_token(MODERATOR_TOKEN, MODERATOR, scopes=_MODERATOR_SCOPES)
+        client = demo.client()
+        demo.say(f"\nthe same bot on EventSub: embedded EventSub emulator at {emu.url}")
+        pool = PubSubPool(
+            client,
+            transport="eventsub",
+            **emu.urls,
+            backoff_base=0.2,
+            backoff_cap=2.0,
+            connect_timeout=5.0,
+        )
+        async with pool:
+            topics = _topics(BROADCASTER_TOKEN, MODERATOR_TOKEN)
+            await pool.subscribe_topics(topics)
+            demo.say(
+                f"subscribed to {len(topics)} topics: {len(emu.enabled())} EventSub "
+                f"subscriptions on {len(pool.nodes)} session(s), one per token user\n"
+            )
+            demo.say("one EventSub event of each kind, as the PubSub events the bot knows:")
+            for type_, fields, events in _EVENTSUB_TRIGGERS:
+                fields = {"broadcaster_user_id": CHANNEL, **fields}
+                if type_ == "user.whisper.message":
+                    fields.pop("broadcaster_user_id")
+                await emu.trigger(type_, **fields)
+                for event in events:
+                    await demo.expect(event)
+
+            demo.say("\nTwitch sends session_reconnect (new socket first; nothing re-created):")
+            before = len(emu.subscriptions)
+            started = time.perf_counter()
+            await emu.send_reconnect()
+            await emu.wait_until(
+                lambda: len(emu.sessions) == 2
+                and all(s.status == "connected" for s in emu.sessions),
+                10,
+            )
+            demo.reconnects += 1
+            ms = (time.perf_counter() - started) * 1000
+            demo.say(f"  ... both sessions moved in {ms:.0f} ms; still {before} subscriptions")
+            await emu.trigger("channel.cheer", broadcaster_user_id=CHANNEL, bits=500)
+            await demo.expect("pubsub_bits")
+            await demo.expect("pubsub_bits")
+
+            demo.say("\nthe broadcaster's session drops abruptly (no close frame):")
+            old = pool.nodes[0].session_id
+            wanted = len(emu.enabled(old))
+            started = time.perf_counter()
+            await emu.drop(old)
+            await emu.wait_until(
+                lambda: any(
+                    s.session_id != old and len(emu.enabled(s.session_id)) == wanted
+                    for s in emu.sessions
+                    if s.owner and s.owner[0] == str(CHANNEL)
+                ),
+                10,
+            )
+            demo.reconnects += 1
+            ms = (time.perf_counter() - started) * 1000
+            demo.say(f"  ... new session, {wanted} subscriptions created again in {ms:.0f} ms")
+            await emu.trigger(
+                "channel.channel_points_custom_reward_redemption.add",
+                broadcaster_user_id=CHANNEL,
+                user_input="still here!",
+            )
+            await demo.expect("pubsub_channel_points")
+        demo.say(f"pool closed: {len(emu.subscriptions)} subscriptions left on the server")

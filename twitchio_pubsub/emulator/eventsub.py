@@ -12,7 +12,7 @@ import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Optional
+from typing import Any, Optional, TypedDict
 
 from aiohttp import WSMsgType, web
 
@@ -20,7 +20,13 @@ from ..eventsub.types import SUBSCRIPTION_TYPES, SubscriptionType, missing_scope
 from . import eventsub_payloads as payloads
 from ._base import MAX_FAULTS, Connection, EmulatorServer, Handler, _BadRequest
 
-__all__ = ("CLOSE_REASONS", "EventSubEmulator", "EventSubSession", "EventSubToken")
+__all__ = (
+    "CLOSE_REASONS",
+    "EventSubEmulator",
+    "EventSubSession",
+    "EventSubToken",
+    "EventSubURLs",
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +102,14 @@ class EventSubToken:
 
     def __repr__(self) -> str:
         return f"<EventSubToken user_id={self.user_id!r} login={self.login!r} valid={self.valid}>"
+
+
+class EventSubURLs(TypedDict):
+    """The emulator's URLs, named as :class:`~twitchio_pubsub.PubSubPool`'s keywords."""
+
+    eventsub_url: str
+    helix_url: str
+    id_url: str
 
 
 class EventSubSession(Connection):
@@ -239,10 +253,12 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         return f"ws://{self._url_host}:{self._port()}/ws"
 
     @property
-    def urls(self) -> dict[str, str]:
+    def urls(self) -> EventSubURLs:
         """``eventsub_url``, ``helix_url`` and ``id_url``: the pool's keywords, ready to pass."""
         base = self.http_url
-        return {"eventsub_url": self.url, "helix_url": f"{base}/helix", "id_url": f"{base}/oauth2"}
+        return EventSubURLs(
+            eventsub_url=self.url, helix_url=f"{base}/helix", id_url=f"{base}/oauth2"
+        )
 
     def _add_routes(self, app: web.Application) -> None:
         app.router.add_get("/ws", self._ws_handler)

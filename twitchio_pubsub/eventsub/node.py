@@ -203,6 +203,7 @@ class EventSubWebsocket:
         #: Subscription id -> (part, topic keys it serves), on the current session.
         self._routes: dict[str, tuple[Part, set[str]]] = {}
         self._by_part: dict[Part, str] = {}
+        self._creating: dict[Part, asyncio.Future[str]] = {}
         self._seen = _Seen()
         self._link: Optional[_Link] = None
         self._old: Optional[_Link] = None
@@ -692,15 +693,27 @@ class EventSubWebsocket:
                 self._routes[self._by_part[part]][1].add(key)
                 created.append(part)
                 continue
+            # Two topics may share a subscription (bits v1 and v2 of one channel):
+            # the second waits for the first one's create instead of getting a 409.
+            pending = self._creating.get(part)
+            if pending is None:
+                pending = asyncio.ensure_future(
+                    self._create_limited(link, token, info, part, limiter)
+                )
+                self._creating[part] = pending
+                pending.add_done_callback(self._created)
             try:
-                async with limiter:
-                    sub_id = await self._create(link, token, info, part)
+                sub_id = await asyncio.shield(pending)
             except HelixError as exc:
                 for done in created:
                     self._unroute(done, key)
                 return self._helix_refusal(topic, part, exc)
-            self._by_part[part] = sub_id
-            self._routes[sub_id] = (part, {key})
+            route = self._routes.get(sub_id)
+            if route is None:
+                self._by_part[part] = sub_id
+                self._routes[sub_id] = (part, {key})
+            else:
+                route[1].add(key)
             created.append(part)
         self._held[key] = _Held(token, parts)
         current = self._wanted.get(key)
@@ -708,6 +721,19 @@ class EventSubWebsocket:
             self.wake()  # unsubscribed or moved meanwhile: the next pass sorts it out
             return False
         return True
+
+    async def _create_limited(
+        self, link: _Link, token: str, info: Any, part: Part, limiter: asyncio.Semaphore
+    ) -> str:
+        async with limiter:
+            return await self._create(link, token, info, part)
+
+    def _created(self, done: asyncio.Future[str]) -> None:
+        for part, pending in list(self._creating.items()):
+            if pending is done:
+                del self._creating[part]
+        if not done.cancelled():
+            done.exception()  # retrieved: every waiter saw it, or none is left to
 
     async def _create(self, link: _Link, token: str, info: Any, part: Part) -> str:
         try:
