@@ -15,23 +15,13 @@ import pytest
 
 import twitchio_pubsub as tp
 from twitchio_pubsub.emulator import EventSubEmulator
+from twitchio_pubsub.eventsub.mapping import scopes_for
 
 from .conftest import Recorder
 
 B, M, U = 1337, 1338, 9001  # broadcaster, moderator, chatter
 
-MOD_SCOPES = (
-    "moderator:read:blocked_terms",
-    "moderator:read:chat_settings",
-    "moderator:read:unban_requests",
-    "moderator:read:banned_users",
-    "moderator:read:chat_messages",
-    "moderator:read:moderators",
-    "moderator:read:vips",
-    "moderator:read:warnings",
-    "moderator:manage:automod",
-    "moderator:read:suspicious_users",
-)
+MOD_SCOPES = scopes_for("chat_moderator_actions", "automod-queue", "low-trust-users")
 
 BRIDGE_FAST = {
     "listen_timeout": 3.0,

@@ -243,3 +243,13 @@ def test_the_eventsub_docs_page_lists_every_type_and_scope() -> None:
             assert f"``{type_}`` v{version}" in flat, type_
             for group in SUBSCRIPTION_TYPES[(type_, version)].scopes:
                 assert any(f"``{scope}``" in flat for scope in group), (type_, group)
+
+
+def test_scopes_for_lists_the_read_form_of_each_group() -> None:
+    from twitchio_pubsub.eventsub.mapping import scopes_for
+
+    assert scopes_for("whispers") == ["user:read:whispers"]
+    assert scopes_for("channel-bits-events-v2", "channel-bits-events-v1") == ["bits:read"]
+    moderation = scopes_for("chat_moderator_actions")
+    assert len(moderation) == 8 and "moderator:read:warnings" in moderation
+    assert token_problem("chat_moderator_actions.7.5", "7", moderation) is None

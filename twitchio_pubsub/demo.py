@@ -20,6 +20,7 @@ import twitchio
 from . import topics as t
 from .emulator import EventSubEmulator, PubSubEmulator
 from .emulator.payloads import KINDS
+from .eventsub.mapping import scopes_for
 from .models import (
     PubSubAutoModQueueMessage,
     PubSubBitsBadgeMessage,
@@ -42,25 +43,18 @@ TOKEN = "demo-user-token"
 #: EventSub wants the token of the user in each condition, with EventSub's scopes.
 BROADCASTER_TOKEN = "demo-broadcaster-token"
 MODERATOR_TOKEN = "demo-moderator-token"
-_BROADCASTER_SCOPES = (
-    "bits:read",
-    "channel:read:redemptions",
-    "channel:read:subscriptions",
-    "user:read:chat",
-    "user:read:whispers",
+_BROADCASTER_SCOPES = scopes_for(
+    "channel-bits-events-v2",
+    "channel-bits-badge-unlocks",
+    "channel-points-channel-v1",
+    "channel-subscribe-events-v1",
+    "whispers",
 )
-_MODERATOR_SCOPES = (
-    "moderator:read:blocked_terms",
-    "moderator:read:chat_settings",
-    "moderator:read:unban_requests",
-    "moderator:read:banned_users",
-    "moderator:read:chat_messages",
-    "moderator:read:moderators",
-    "moderator:read:vips",
-    "moderator:read:warnings",
-    "moderator:manage:automod",
-    "moderator:read:suspicious_users",
-    "user:read:chat",
+_MODERATOR_SCOPES = scopes_for(
+    "chat_moderator_actions",
+    "automod-queue",
+    "user-moderation-notifications",
+    "low-trust-users",
 )
 #: EventSub type and fields to trigger -> PubSub event(s) the bot receives.
 _EVENTSUB_TRIGGERS: tuple[tuple[str, dict[str, Any], tuple[str, ...]], ...] = (
@@ -298,8 +292,9 @@ async def _eventsub_demo(demo: _Demo) -> None:
             started = time.perf_counter()
             await emu.send_reconnect()
             await emu.wait_until(
-                lambda: len(emu.sessions) == 2
-                and all(s.status == "connected" for s in emu.sessions),
+                lambda: (
+                    len(emu.sessions) == 2 and all(s.status == "connected" for s in emu.sessions)
+                ),
                 10,
             )
             demo.reconnects += 1

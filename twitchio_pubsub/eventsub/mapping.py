@@ -21,6 +21,7 @@ __all__ = (
     "FAMILIES",
     "Part",
     "required_user",
+    "scopes_for",
     "subscriptions_for",
     "token_problem",
     "translate",
@@ -136,6 +137,26 @@ def subscriptions_for(key: str, token_user: str) -> list[Part]:
         else:
             parts.append(_part(type_, version, broadcaster_user_id=ids[0]))
     return parts
+
+
+def scopes_for(*families: str) -> list[str]:
+    """The scopes a token needs for topics of ``families`` (the read-only form of each).
+
+    For example ``scopes_for("chat_moderator_actions")`` lists what a moderator's token
+    needs for the moderation topic on EventSub; ask for these when authorizing.
+
+    Raises
+    ------
+    KeyError
+        A family has no EventSub counterpart.
+    """
+    out: dict[str, None] = {}
+    for family in families:
+        for pair in FAMILIES[family]:
+            for group in SUBSCRIPTION_TYPES[pair].scopes:
+                reads = sorted(s for s in group if ":read:" in s) or sorted(group)
+                out.setdefault(reads[0])
+    return list(out)
 
 
 def token_problem(key: str, user_id: str, scopes: Sequence[str]) -> Optional[str]:
