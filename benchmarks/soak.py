@@ -1,5 +1,7 @@
 """A seeded fault soak: ``python benchmarks/soak.py --minutes 10 [--seed 1] [--json FILE]``.
 
+``--transport eventsub`` runs the same soak on the EventSub bridge (see the end).
+
 A pool holds ~100 topics (several tokens, several connections) on an embedded emulator
 that publishes a steady, numbered stream of bits events. Faults fire at random, one at
 a time, each followed by a wait until the pool holds every topic again:
@@ -41,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import twitchio
 
 import twitchio_pubsub as tp
-from twitchio_pubsub.emulator import PubSubEmulator
+from twitchio_pubsub.emulator import EventSubEmulator, PubSubEmulator
+from twitchio_pubsub.eventsub.mapping import scopes_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import _rss_kib
@@ -221,7 +224,7 @@ class Soak:
         listened = {t for c in conns for t in c.topics}
         return len(listened) == TOPICS and all(n.connected for n in pool.nodes)
 
-    def _report(self, refreshes: int) -> dict[str, Any]:
+    def _report(self, refreshes: int, faults: tuple[str, ...] = FAULTS) -> dict[str, Any]:
         times = [t for t, _ in self.faults]
 
         def cause(at: float) -> str:
@@ -242,7 +245,7 @@ class Soak:
                 duplicates[cause(at)] += count - 1
         fired = Counter(kind for _, kind in self.faults)
         per_fault = {}
-        for kind in ("none", *FAULTS):
+        for kind in ("none", *faults):
             rec = sorted(self.recovery.get(kind, []))
             per_fault[kind] = {
                 "fired": fired.get(kind, 0),
@@ -267,6 +270,189 @@ class Soak:
         }
 
 
+# ---------------------------------------------------------------------------- EventSub
+
+#: The EventSub soak: 10 moderators, each moderating 10 channels, so 100 moderation
+#: topics in 10 sessions (one per token user), fed by channel.moderate events.
+EVENTSUB_FAULTS = (
+    "reconnect",
+    "drop",
+    "close",
+    "keepalive",
+    "refuse",
+    "revoke",
+    "helix_5xx",
+    "duplicate",
+)
+_MOD_SCOPES = scopes_for("chat_moderator_actions")
+
+
+class EventSubRefreshingPool(tp.PubSubPool):
+    """On a revoked token: register its next version with the emulator, subscribe again."""
+
+    emulator: EventSubEmulator
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.refreshes = 0
+
+    async def auth_fail_hook(self, topics: list[tp.Topic]) -> None:
+        self.refreshes += 1
+        group, version = (topics[0].token or "mod-0-v0").rsplit("-v", 1)
+        fresh = f"{group}-v{int(version) + 1}"
+        user = 1000 + int(group.split("-")[1])
+        self.emulator.add_token(fresh, user, scopes=_MOD_SCOPES)
+        await self.subscribe_topics([topic.with_token(fresh) for topic in topics])
+
+
+class EventSubSoak(Soak):
+    """The soak on ``transport="eventsub"`` against the EventSub emulator."""
+
+    async def run(self) -> dict[str, Any]:
+        client = twitchio.Client(token="soak-bot")
+
+        @client.event()
+        async def event_pubsub_moderation(event: Any) -> None:
+            args = getattr(event, "args", None) or []
+            seq = int(args[1]) if len(args) > 1 and str(args[1]).isdigit() else 0
+            if 0 < seq <= len(self.received):
+                self.received[seq - 1] = min(self.received[seq - 1] + 1, 255)
+
+        async with EventSubEmulator(reconnect_grace=10.0, rate_limit=100_000) as emu:
+            for i in range(TOKENS):
+                emu.add_token(f"mod-{i}-v0", 1000 + i, scopes=_MOD_SCOPES)
+            pool = EventSubRefreshingPool(
+                client,
+                transport="eventsub",
+                **emu.urls,
+                listen_timeout=2.0,
+                connect_timeout=5.0,
+                backoff_base=0.2,
+                backoff_cap=2.0,
+                backoff_reset_after=5.0,
+                keepalive_margin=1.0,
+                rng=random.Random(self.rng.random()),
+            )
+            pool.emulator = emu
+            per = TOPICS // TOKENS
+            topics = [
+                tp.moderation_user_action(f"mod-{c // per}-v0")[c + 1][1000 + c // per]
+                for c in range(TOPICS)
+            ]
+            await pool.subscribe_topics(topics)
+            emu.peak_connections = 0
+            stop = asyncio.Event()
+            publisher = asyncio.ensure_future(self._publish_eventsub(emu, stop))
+            sampler = asyncio.ensure_future(self._sample_eventsub(emu, stop))
+            try:
+                await self._eventsub_faults(emu, pool)
+            finally:
+                stop.set()
+                await publisher
+                await sampler
+            await asyncio.sleep(1.0)
+            self.peak_sockets = emu.peak_connections
+            refreshes = pool.refreshes
+            await pool.close()
+            self.left_subscriptions = len(emu.subscriptions)
+        report = self._report(refreshes, EVENTSUB_FAULTS)
+        report["subscriptions_left_after_close"] = self.left_subscriptions
+        return report
+
+    async def _publish_eventsub(self, emu: EventSubEmulator, stop: asyncio.Event) -> None:
+        seq = 0
+        interval = 1.0 / self.rate
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while not stop.is_set():
+            seq += 1
+            channel = seq % TOPICS + 1
+            self.published.append(-1.0)
+            self.received.append(0)
+            delivered = await emu.trigger(
+                "channel.moderate",
+                broadcaster_user_id=channel,
+                action="ban",
+                **{"ban.reason": str(seq)},
+            )
+            if delivered:
+                self.published[seq - 1] = loop.time()
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+    async def _sample_eventsub(self, emu: EventSubEmulator, stop: asyncio.Event) -> None:
+        start = time.monotonic()
+        while not stop.is_set():
+            self.samples.append(
+                {
+                    "t": round(time.monotonic() - start, 1),
+                    "rss_kib": _rss_kib(),
+                    "fds": _fds(),
+                    "tasks": len(asyncio.all_tasks()),
+                    "sockets": len(emu.sessions),
+                    "subscriptions": len(emu.subscriptions),
+                }
+            )
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 5.0)
+
+    async def _eventsub_faults(self, emu: EventSubEmulator, pool: tp.PubSubPool) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.seconds
+        while loop.time() < deadline:
+            await asyncio.sleep(self.rng.uniform(0.3, 1.5))
+            kind = self.rng.choice(EVENTSUB_FAULTS)
+            sessions = [s for s in emu.sessions if s.status == "connected"]
+            if not sessions:
+                continue
+            target = self.rng.choice(sessions).session_id
+            gone = {target}
+            started = loop.time()
+            self.faults.append((started, kind))
+            if kind == "reconnect":
+                everyone = self.rng.random() < 0.3
+                if everyone:
+                    gone = {s.session_id for s in sessions}
+                await emu.send_reconnect(None if everyone else target)
+            elif kind == "drop":
+                await emu.drop(target)
+            elif kind == "close":
+                await emu.close_session(target, self.rng.choice(range(4000, 4008)))
+            elif kind == "keepalive":
+                # Events keep flowing on it, so the session is alive and must be kept:
+                # keepalives only matter when a session is idle (the tests cover that).
+                gone = set()
+                await emu.stop_keepalives(target)
+            elif kind == "refuse":
+                await emu.refuse_connections(self.rng.uniform(0.5, 3.0))
+                await emu.drop(target)
+            elif kind == "revoke":
+                tokens = sorted({sub["_token"] for sub in emu.enabled()})
+                gone = set()
+                await emu.revoke(token=self.rng.choice(tokens))
+            elif kind == "helix_5xx":
+                await emu.fail_next_helix(self.rng.choice((500, 503)), self.rng.randint(1, 2))
+                await emu.drop(target)
+            else:
+                gone = set()
+                await emu.duplicate_next(self.rng.randint(1, 20))
+            try:
+                await emu.wait_until(
+                    lambda gone=gone: self._eventsub_recovered(emu, pool, gone), 30.0
+                )
+                self.recovery[kind].append(loop.time() - started)
+            except asyncio.TimeoutError:
+                self.unrecovered[kind] += 1
+            await emu.fail_next_helix(500, 0)
+
+    @staticmethod
+    def _eventsub_recovered(emu: EventSubEmulator, pool: tp.PubSubPool, gone: set[str]) -> bool:
+        enabled = emu.enabled()
+        if any(sub["transport"]["session_id"] in gone for sub in enabled):
+            return False
+        return len(enabled) == TOPICS and all(n.connected for n in pool.nodes)
+
+
 def _print(report: dict[str, Any]) -> None:
     print(
         f"soak: {report['seconds'] / 60:.1f} min, {report['expected_events']} events expected, "
@@ -284,7 +470,9 @@ def _print(report: dict[str, Any]) -> None:
     samples = report["samples"]
     if samples:
         print(f"peak sockets: {report['peak_sockets']}")
-        for key in ("rss_kib", "fds", "tasks", "sockets"):
+        for key in ("rss_kib", "fds", "tasks", "sockets", "subscriptions"):
+            if key not in samples[0]:
+                continue
             values = [s[key] for s in samples]
             print(
                 f"{key:<8} first {values[0]:>8}  last {values[-1]:>8}  "
@@ -299,9 +487,16 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="events per second")
     parser.add_argument("--json", type=Path, help="also write the report here")
     parser.add_argument("--log", action="store_true", help="show the library's warnings")
+    parser.add_argument(
+        "--transport", choices=("pubsub", "eventsub"), default="pubsub", help="which transport"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING if args.log else logging.CRITICAL)
-    report = asyncio.run(Soak(args.minutes * 60, args.seed, args.rate).run())
+    soak = (EventSubSoak if args.transport == "eventsub" else Soak)(
+        args.minutes * 60, args.seed, args.rate
+    )
+    report = asyncio.run(soak.run())
+    report["transport"] = args.transport
     _print(report)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))

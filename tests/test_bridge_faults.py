@@ -361,3 +361,40 @@ async def test_close_leaves_no_task_socket_or_session(client: Any, emu: EventSub
     assert [
         t.get_name() for t in leftover if "pubsub" in t.get_name() or "eventsub" in t.get_name()
     ] == []
+
+
+class EagerEmulator(EventSubEmulator):
+    """Sends a cheer the moment a subscription exists, before the 202 goes out."""
+
+    async def _h_create(self, request: Any, token: Any, headers: Any) -> Any:
+        response = await super()._h_create(request, token, headers)
+        if response.status == 202:
+            await self.trigger("channel.cheer", broadcaster_user_id=B, bits=77)
+        return response
+
+
+async def test_an_event_sent_as_its_subscription_is_created_is_not_lost(
+    client: Any, seen: Recorder
+) -> None:
+    # Twitch may deliver a notification before the client has read the 202 that
+    # created its subscription; the event still belongs to the topic being subscribed.
+    async with EagerEmulator() as emu:
+        emu.add_token("broadcaster", B, scopes=["bits:read"])
+        pool = bridge_pool(client, emu)
+        try:
+            await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+            assert [c.bits_used for c in await seen.wait("pubsub_bits")] == [77]
+        finally:
+            await pool.close()
+
+
+async def test_revocations_arriving_together_reach_the_hook_together(
+    pool: HookPool, emu: EventSubEmulator
+) -> None:
+    topics = [tp.moderation_user_action("moderator")[c][M] for c in range(1, 11)]
+    await pool.subscribe_topics(topics)
+    assert len(await emu.revoke(token="moderator")) == 10
+    await pool.wait("auth_failed")
+    await asyncio.sleep(0.1)
+    assert sorted(pool.auth_failed[0]) == sorted(t.present for t in topics)
+    assert len(pool.auth_failed) == 1

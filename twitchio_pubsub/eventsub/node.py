@@ -200,8 +200,11 @@ class EventSubWebsocket:
         self._rng = settings.rng or random.Random()
         self._wanted: Mapping[str, Topic] = owner.wanted(self)
         self._held: dict[str, _Held] = {}
-        #: Subscription id -> (part, topic keys it serves), on the current session.
-        self._routes: dict[str, tuple[Part, set[str]]] = {}
+        #: Part -> the topic keys it serves, from before its create is sent (Twitch may
+        #: deliver an event before the client has read the 202), on the current session.
+        self._keys: dict[Part, set[str]] = {}
+        #: Created subscriptions: id -> part, and part -> id.
+        self._routes: dict[str, Part] = {}
         self._by_part: dict[Part, str] = {}
         self._creating: dict[Part, asyncio.Future[str]] = {}
         self._seen = _Seen()
@@ -218,6 +221,8 @@ class EventSubWebsocket:
         self._link_ids = itertools.count(1)
         self._noise = RateLimitedLog(log)
         self._stale: list[tuple[Optional[str], str]] = []
+        #: Revocations read but not yet reported: reason -> topic keys (ordered).
+        self._revoked: dict[str, dict[str, None]] = {}
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "connecting"
@@ -503,12 +508,19 @@ class EventSubWebsocket:
 
     def _forget_session(self) -> None:
         """A new session holds nothing: what the old one held is stale (deleted later)."""
-        for sub_id, (_, keys) in self._routes.items():
-            token = next((self._held[k].token for k in keys if k in self._held), None)
-            self._stale.append((token, sub_id))
+        for sub_id, part in self._routes.items():
+            self._stale.append((self._token_of(part), sub_id))
         self._held.clear()
+        self._keys.clear()
         self._routes.clear()
         self._by_part.clear()
+
+    def _token_of(self, part: Part) -> Optional[str]:
+        """The token of a topic the subscription serves (any: they share one user)."""
+        keys = self._keys.get(part, ())
+        return next((self._held[k].token for k in keys if k in self._held), None) or next(
+            (self._wanted[k].token for k in keys if k in self._wanted), None
+        )
 
     async def _sleep(self, delay: float, why: str) -> None:
         log.info("node %d: %s; new session in %.2f s", self.id, why, delay)
@@ -689,8 +701,8 @@ class EventSubWebsocket:
         parts = subscriptions_for(key, info.user_id)
         created: list[Part] = []
         for part in parts:
+            self._keys.setdefault(part, set()).add(key)
             if part in self._by_part:
-                self._routes[self._by_part[part]][1].add(key)
                 created.append(part)
                 continue
             # Two topics may share a subscription (bits v1 and v2 of one channel):
@@ -705,15 +717,11 @@ class EventSubWebsocket:
             try:
                 sub_id = await asyncio.shield(pending)
             except HelixError as exc:
-                for done in created:
+                for done in (*created, part):
                     self._unroute(done, key)
                 return self._helix_refusal(topic, part, exc)
-            route = self._routes.get(sub_id)
-            if route is None:
-                self._by_part[part] = sub_id
-                self._routes[sub_id] = (part, {key})
-            else:
-                route[1].add(key)
+            self._by_part[part] = sub_id
+            self._routes[sub_id] = part
             created.append(part)
         self._held[key] = _Held(token, parts)
         current = self._wanted.get(key)
@@ -783,15 +791,15 @@ class EventSubWebsocket:
 
     def _unroute(self, part: Part, key: str) -> Optional[str]:
         """Detach ``key`` from ``part``; the subscription id when nothing else uses it."""
-        sub_id = self._by_part.get(part)
-        if sub_id is None:
-            return None
-        keys = self._routes[sub_id][1]
-        keys.discard(key)
-        if keys:
-            return None
-        del self._routes[sub_id]
-        del self._by_part[part]
+        keys = self._keys.get(part)
+        if keys is not None:
+            keys.discard(key)
+            if keys:
+                return None
+            del self._keys[part]
+        sub_id = self._by_part.pop(part, None)
+        if sub_id is not None:
+            self._routes.pop(sub_id, None)
         return sub_id
 
     async def _drop(self, keys: list[str]) -> list[tuple[list[str], str]]:
@@ -898,10 +906,11 @@ class EventSubWebsocket:
             return
         if not self._seen.first_time(message_id):
             return  # at-least-once delivery: a copy, on this socket or the old one
-        route = self._routes.get(sub_id)
-        if route is None:
+        part = self._routes.get(sub_id) or _part_of(frame)
+        keys = self._keys.get(part) if part is not None else None
+        if not keys:
             return  # a subscription this session no longer serves
-        for key in list(route[1]):
+        for key in list(keys):
             if key not in self._wanted:
                 continue
             try:
@@ -920,6 +929,13 @@ class EventSubWebsocket:
             for message in messages:
                 self._dispatch.message(key, json.dumps(message))
 
+    def _flush_revoked(self) -> None:
+        batches, self._revoked = self._revoked, {}
+        for reason, keys in batches.items():
+            wanted = [key for key in keys if key in self._wanted]
+            if wanted:
+                self._owner.revoked(self, wanted, reason)
+
     def _revocation(self, frame: dict[str, Any], raw: str) -> None:
         try:
             subscription = frame["payload"]["subscription"]
@@ -928,14 +944,13 @@ class EventSubWebsocket:
         except (KeyError, TypeError):
             self._bad_frame(raw, "revocation without a subscription")
             return
-        route = self._routes.get(sub_id)
-        if route is None:
+        part = self._routes.get(sub_id)
+        if part is None:
             return
-        part, keys = route
+        keys = self._keys.pop(part, set())
         topics = [self._wanted[k] for k in keys if k in self._wanted]
         # It serves nothing any more; delete it too, so the account is left clean.
-        token = next((self._held[k].token for k in keys if k in self._held), None)
-        self._stale.append((token, sub_id))
+        self._stale.append((self._token_of(part) or _any_token(self._wanted, keys), sub_id))
         del self._routes[sub_id]
         self._by_part.pop(part, None)
         for key in keys:
@@ -949,7 +964,11 @@ class EventSubWebsocket:
             "node %d: %s v%s revoked (%s) for %s", self.id, part.type, part.version, reason, names
         )
         if reason in ("authorization_revoked", "user_removed", "moderator_removed"):
-            self._owner.revoked(self, [t.present or "" for t in topics], reason)
+            # Twitch sends one revocation per subscription; the ones that arrive
+            # together reach auth_fail_hook together, as PubSub's AUTH_REVOKED did.
+            if not self._revoked:
+                asyncio.get_running_loop().call_soon(self._flush_revoked)
+            self._revoked.setdefault(reason, {}).update((t.present or "", None) for t in topics)
         else:
             self._dispatch.error(
                 PubSubErrorEvent(
@@ -962,3 +981,17 @@ class EventSubWebsocket:
             )
             self._owner.refused(self, topics, topics[0].token, reason)
         self.wake()  # delete what is left of those topics' subscriptions
+
+
+def _any_token(wanted: Mapping[str, Topic], keys: set[str]) -> Optional[str]:
+    return next((wanted[k].token for k in keys if k in wanted), None)
+
+
+def _part_of(frame: dict[str, Any]) -> Optional[Part]:
+    """The part a notification's subscription object describes."""
+    try:
+        sub = frame["payload"]["subscription"]
+        condition = tuple(sorted((str(k), str(v)) for k, v in sub["condition"].items()))
+        return Part(str(sub["type"]), str(sub["version"]), condition)
+    except (KeyError, TypeError, AttributeError):
+        return None
