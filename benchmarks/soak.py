@@ -354,9 +354,13 @@ class EventSubSoak(Soak):
             self.peak_sockets = emu.peak_connections
             refreshes = pool.refreshes
             await pool.close()
-            self.left_subscriptions = len(emu.subscriptions)
+            # Revoked subscriptions need a valid token of their user to be deleted; the
+            # enabled ones are what would hold Twitch's limits.
+            self.left_subscriptions = len(emu.enabled())
+            self.left_statuses = dict(Counter(s["status"] for s in emu.subscriptions.values()))
         report = self._report(refreshes, EVENTSUB_FAULTS)
         report["subscriptions_left_after_close"] = self.left_subscriptions
+        report["left_statuses"] = self.left_statuses  # disabled or revoked, by status
         return report
 
     async def _publish_eventsub(self, emu: EventSubEmulator, stop: asyncio.Event) -> None:

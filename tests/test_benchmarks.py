@@ -10,6 +10,20 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "run.py"
 
 
+async def _script(name: str, *args: str, timeout: float = 120) -> tuple[str, str]:
+    """Run ``benchmarks/<name>`` with ``args``; its stdout and stderr (it must succeed)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(BENCH.parent / name),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode == 0, err.decode()
+    return out.decode(), err.decode()
+
+
 async def test_harness_smoke(tmp_path: Path) -> None:
     out_file = tmp_path / "results.json"
     proc = await asyncio.create_subprocess_exec(
@@ -71,3 +85,28 @@ async def test_soak_smoke(tmp_path: Path) -> None:
     assert sum(row["fired"] for row in report["per_fault"].values()) >= 1
     assert all(row["unrecovered"] == 0 for row in report["per_fault"].values())
     assert report["peak_sockets"] <= 6  # 5 nodes + one hand-over at a time
+
+
+async def test_eventsub_bench_smoke(tmp_path: Path) -> None:
+    """The EventSub comparison runs all three clients on one emulator (no timing asserted)."""
+    out_file = tmp_path / "eventsub.json"
+    text, _ = await _script("eventsub_bench.py", "--quick", "--json", str(out_file), timeout=240)
+    for name in ("twitchio_pubsub bridge", "pyTwitchAPI", "twitchio.ext.eventsub", "faster"):
+        assert name in text
+    results = json.loads(out_file.read_text())
+    for impl in ("bridge", "pytwitchapi", "twitchio_ext"):
+        assert results["throughput"][impl]["median_events_per_s"] > 0
+
+
+async def test_eventsub_soak_smoke(tmp_path: Path) -> None:
+    """A few seconds of the EventSub soak: nothing doubled, nothing left after close."""
+    out_file = tmp_path / "soak.json"
+    args = ("--transport", "eventsub", "--minutes", "0.08", "--seed", "3")
+    text, _ = await _script("soak.py", *args, "--json", str(out_file))
+    assert "peak sockets" in text
+    report = json.loads(out_file.read_text())
+    assert report["transport"] == "eventsub"
+    assert report["expected_events"] > 100
+    assert report["duplicates"] == 0
+    assert report["subscriptions_left_after_close"] == 0
+    assert all(row["unrecovered"] == 0 for row in report["per_fault"].values())

@@ -278,6 +278,10 @@ class Tokens:
         """Every token validated so far."""
         return list(self._known)
 
+    def of_user(self, user_id: str) -> list[str]:
+        """The validated tokens of ``user_id``, newest first."""
+        return [t for t, info in reversed(self._known.items()) if info.user_id == user_id]
+
     def forget(self, token: str) -> None:
         """Drop ``token`` from the cache (it failed, or nothing uses it any more)."""
         self._known.pop(token, None)

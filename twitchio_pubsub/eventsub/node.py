@@ -824,10 +824,28 @@ class EventSubWebsocket:
         return errors
 
     async def _delete(self, token: Optional[str], sub_id: str) -> None:
-        info = self._tokens.known(token)
-        if info is None or token is None:
-            return
-        await self._helix.delete(token, info, sub_id)
+        """Delete a subscription with ``token``, or with another token of this node's user.
+
+        A subscription belongs to the user, not to one token: after a revoked or
+        refreshed token, the token a topic holds now deletes what the old one made.
+        """
+        tried: set[str] = set()
+        others = (t.token for t in self._wanted.values())
+        for candidate in (token, *others, *self._tokens.of_user(self.user_id)):
+            info = self._tokens.known(candidate)
+            if candidate is None or candidate in tried or info is None:
+                continue
+            if info.user_id != self.user_id:
+                continue
+            tried.add(candidate)
+            try:
+                await self._helix.delete(candidate, info, sub_id)
+                return
+            except HelixError as exc:
+                if exc.status != 401:
+                    raise
+                self._tokens.forget(candidate)
+        log.info("node %d: no valid token left to delete subscription %s", self.id, sub_id)
 
     async def _delete_stale(self, stale: list[tuple[Optional[str], str]]) -> None:
         if stale:
