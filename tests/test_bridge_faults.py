@@ -398,3 +398,36 @@ async def test_revocations_arriving_together_reach_the_hook_together(
     await asyncio.sleep(0.1)
     assert sorted(pool.auth_failed[0]) == sorted(t.present for t in topics)
     assert len(pool.auth_failed) == 1
+
+
+async def test_a_refreshed_token_of_the_same_user_recreates_nothing(
+    pool: Any, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    topic = tp.bits("broadcaster")[B]
+    await pool.subscribe_topics([topic])
+    [before] = emu.enabled()
+    emu.add_token("broadcaster-refreshed", B, scopes=["bits:read"])
+    await pool.subscribe_topics([topic.with_token("broadcaster-refreshed")])
+    assert [t.token for t in pool.topics] == ["broadcaster-refreshed"]
+    assert [s["id"] for s in emu.enabled()] == [before["id"]]  # the same subscription
+    await emu.invalidate_token("broadcaster")  # the old token is gone; events still flow
+    await cheers(emu, range(5, 6))
+    assert (await seen.wait("pubsub_bits"))[0].bits_used == 5
+    await pool.unsubscribe_topics([topic])
+    assert emu.subscriptions == {}  # deleted with the new token
+
+
+async def test_a_token_of_another_user_moves_the_topic_to_that_users_session(
+    pool: Any, emu: EventSubEmulator
+) -> None:
+    # The bits-badge topic takes any chatter's token: switching tokens switches sessions.
+    emu.add_token("reader-a", 501, scopes=["user:read:chat"])
+    emu.add_token("reader-b", 502, scopes=["user:read:chat"])
+    badge = tp.bits_badge("reader-a")[B]
+    await pool.subscribe_topics([badge])
+    assert [n.user_id for n in pool.nodes] == ["501"]
+    await pool.subscribe_topics([badge.with_token("reader-b")])
+    assert [n.user_id for n in pool.nodes] == ["502"]
+    await emu.wait_until(
+        lambda: [s["condition"]["user_id"] for s in emu.subscriptions.values()] == ["502"]
+    )

@@ -827,7 +827,8 @@ class PubSubPool:
         The topics leave the pool at once (no event of theirs is dispatched after this
         call starts), even while a subscribe of them still waits for the server. Sends
         UNLISTEN (one per token and connection), waits for the answer, and closes
-        connections left without topics.
+        connections left without topics before returning. With
+        ``transport="eventsub"`` the topics' subscriptions are deleted instead.
 
         Parameters
         ----------
@@ -851,11 +852,17 @@ class PubSubPool:
             self._remove(record, WITHDRAWN)
             nodes[record.node] = None
         settling = []
+        closing = []
         for node in nodes:
             if not self._retire_if_empty(node):
                 node.wake()
                 settling.append(node.settled())
+            elif node in self._retiring:
+                # Left empty: closed (EventSub: its subscriptions deleted) before returning.
+                closing.append(wait_finished(self._retiring[node]))
         results = await asyncio.gather(*settling)
+        if closing:
+            await asyncio.gather(*closing)
         failed = [(keys, error) for errors in results for keys, error in errors]
         if failed:
             by_key = {t.present: t for t in checked}
