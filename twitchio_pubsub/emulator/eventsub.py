@@ -539,6 +539,25 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         )
         await asyncio.sleep(0)  # the frame is written before the caller goes on
 
+    def _lost(self, session: EventSubSession) -> None:
+        """The session is over: its subscriptions are disabled (unless they moved on)."""
+        self._sessions.pop(session.session_id, None)
+        session.status = "closed"
+        if session.moved_to is None and session.session_id:
+            status = _DISABLED_STATUS.get(session.close_code or 0, "websocket_disconnected")
+            stamp = payloads.rfc3339(_now_ns())
+            for sub in self.enabled(session.session_id):
+                sub["status"] = status
+                sub["transport"]["disconnected_at"] = stamp
+        self._changed.set()
+
+    def _drop_now(self, connection: Optional[int] = None) -> int:
+        # At once, not when the handler notices: nothing is counted as delivered on a
+        # socket that is already gone.
+        for session in self._select(connection):
+            self._lost(session)
+        return super()._drop_now(connection)
+
     async def _ended(self, session: EventSubSession) -> None:
         current = asyncio.current_task()
         others: list[asyncio.Future[Any]] = [t for t in session._tasks if t is not current]
@@ -549,14 +568,7 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         await asyncio.gather(*others, return_exceptions=True)
         if session.reconnect_id is not None:
             self._reconnect_ids.pop(session.reconnect_id, None)
-        self._sessions.pop(session.session_id, None)
-        session.status = "closed"
-        if session.moved_to is None and session.session_id:
-            status = _DISABLED_STATUS.get(session.close_code or 0, "websocket_disconnected")
-            stamp = payloads.rfc3339(_now_ns())
-            for sub in self.enabled(session.session_id):
-                sub["status"] = status
-                sub["transport"]["disconnected_at"] = stamp
+        self._lost(session)
         await self._closed(session)
         log.info("session %s closed", session.session_id or f"(socket {session.id})")
 
