@@ -841,3 +841,14 @@ async def test_pytest_plugin_fixture(eventsub_emulator: EventSubEmulator) -> Non
     async with aiohttp.ClientSession() as http:
         sock = await Client(eventsub_emulator, http).connect()
     assert eventsub_emulator.sessions[0].session_id == sock.session_id
+
+
+async def test_the_rate_limit_bucket_answers_429_when_empty() -> None:
+    async with EventSubEmulator(rate_limit=2) as emu, aiohttp.ClientSession() as http:
+        client = Client(emu, http)
+        token = add_user(emu, "1337", "bits:read")
+        answers = [await client.list(token) for _ in range(3)]
+        assert [status for status, _ in answers] == [200, 200, 429]
+        async with http.get(client.subscriptions_url, headers=client.headers(token)) as resp:
+            assert resp.headers["Ratelimit-Remaining"] == "0"
+            assert int(resp.headers["Ratelimit-Reset"]) > time.time()
