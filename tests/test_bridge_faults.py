@@ -431,3 +431,28 @@ async def test_a_token_of_another_user_moves_the_topic_to_that_users_session(
     await emu.wait_until(
         lambda: [s["condition"]["user_id"] for s in emu.subscriptions.values()] == ["502"]
     )
+
+
+class ForbiddingEmulator(EventSubEmulator):
+    """A server that refuses channel.cheer with 403 although the token looks right."""
+
+    def _create(self, token: Any, body: dict[str, Any]) -> Any:
+        if body.get("type") == "channel.cheer":
+            return 403, "subscription missing proper authorization", {}
+        return super()._create(token, body)
+
+
+async def test_a_403_from_helix_goes_to_auth_fail_hook(client: Any, seen: Recorder) -> None:
+    async with ForbiddingEmulator() as emu:
+        emu.add_token("broadcaster", B, scopes=["bits:read", "channel:read:redemptions"])
+        pool = bridge_pool(client, emu, HookPool)
+        try:
+            bits, points = tp.bits("broadcaster")[B], tp.channel_points("broadcaster")[B]
+            await pool.subscribe_topics([bits, points])  # no exception: the hook takes it
+            assert pool.auth_failed == [[bits.present]]
+            [error] = await seen.wait("pubsub_error")
+            assert error.topic == bits.present and error.error == "ERR_BADAUTH"
+            assert "HTTP 403: subscription missing proper authorization" in error.reason
+            assert pool.topics == [points] and len(emu.enabled()) == 3
+        finally:
+            await pool.close()
