@@ -456,3 +456,24 @@ async def test_a_403_from_helix_goes_to_auth_fail_hook(client: Any, seen: Record
             assert pool.topics == [points] and len(emu.enabled()) == 3
         finally:
             await pool.close()
+
+
+async def test_an_unreachable_token_server_is_a_connection_failure(client: Any) -> None:
+    pool = tp.PubSubPool(
+        client,
+        transport="eventsub",
+        eventsub_url="ws://127.0.0.1:9/ws",
+        helix_url="http://127.0.0.1:9/helix",
+        id_url="http://127.0.0.1:9/oauth2",
+        listen_timeout=1.0,
+        backoff_base=0.01,
+        backoff_cap=0.02,
+    )
+    try:
+        with pytest.raises(tp.ConnectionFailure) as info:
+            await pool.subscribe_topics([tp.bits("secret-token-value")[B]])
+        assert "http://127.0.0.1:9/oauth2" in str(info.value)
+        assert "secret-token-value" not in str(info.value)
+        assert pool.topics == []
+    finally:
+        await pool.close()
