@@ -477,3 +477,49 @@ async def test_an_unreachable_token_server_is_a_connection_failure(client: Any) 
         assert pool.topics == []
     finally:
         await pool.close()
+
+
+async def test_reconnect_hook_may_swap_in_a_new_token(
+    client: Any, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    class Refreshing(HookPool):
+        async def reconnect_hook(self, node: Any, topics: list[tp.Topic]) -> list[tp.Topic]:
+            await super().reconnect_hook(node, topics)
+            return [t.with_token("broadcaster-v2") for t in topics]
+
+    emu.add_token("broadcaster-v2", B, scopes=["bits:read"])
+    pool = bridge_pool(client, emu, Refreshing)
+    try:
+        await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+        old = pool.nodes[0].session_id
+        await emu.drop()
+        await new_session(emu, old, 1)
+        assert [t.token for t in pool.topics] == ["broadcaster-v2"]
+        assert [s["_token"] for s in emu.enabled()] == ["broadcaster-v2"]
+        assert pool.auth_failed == []
+        await cheers(emu, range(4, 5))
+        assert (await seen.wait("pubsub_bits"))[0].bits_used == 4
+    finally:
+        await pool.close()
+
+
+async def test_reconnect_hook_swapping_in_a_bad_token_reaches_auth_fail_hook(
+    client: Any, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    class Broken(HookPool):
+        async def reconnect_hook(self, node: Any, topics: list[tp.Topic]) -> list[tp.Topic]:
+            await super().reconnect_hook(node, topics)
+            return [t.with_token("never-issued") for t in topics]
+
+    pool = bridge_pool(client, emu, Broken)
+    try:
+        bits = tp.bits("broadcaster")[B]
+        await pool.subscribe_topics([bits])
+        await emu.drop()
+        await pool.wait("auth_failed")
+        assert pool.auth_failed == [[bits.present]]
+        [error] = await seen.wait("pubsub_error")
+        assert "invalid or expired" in error.reason and "never-issued" not in error.reason
+        assert pool.topics == []
+    finally:
+        await pool.close()

@@ -32,7 +32,7 @@ from ..settings import Settings
 from ..topics import Topic
 from ..transport import NodeOwner, wait_finished
 from .helix import Helix, HelixError, Tokens
-from .mapping import Part, subscriptions_for, translate
+from .mapping import Part, subscriptions_for, token_problem, translate
 
 if TYPE_CHECKING:
     from twitchio import Client
@@ -696,7 +696,19 @@ class EventSubWebsocket:
         token = topic.token or ""
         info = self._tokens.known(token)
         if info is None:
-            self._refuse([topic], protocol.ERR_BADAUTH, "the token was not validated")
+            # A token the pool has not seen: one that reconnect_hook swapped in.
+            try:
+                info = await self._tokens.info(token)
+            except HelixError as exc:
+                if exc.status in (400, 401, 403):
+                    self._refuse([topic], protocol.ERR_BADAUTH, "the token is invalid or expired")
+                    return False
+                raise _LinkLost(f"cannot validate a token: {exc}") from None
+        problem = token_problem(key, info.user_id, sorted(info.scopes))
+        if problem is None and info.user_id != self.user_id:
+            problem = f"the token belongs to user {info.user_id}; this session is {self.user_id}'s"
+        if problem is not None:
+            self._refuse([topic], protocol.ERR_BADAUTH, problem)
             return False
         parts = subscriptions_for(key, info.user_id)
         created: list[Part] = []
