@@ -523,3 +523,18 @@ async def test_reconnect_hook_swapping_in_a_bad_token_reaches_auth_fail_hook(
         assert pool.topics == []
     finally:
         await pool.close()
+
+
+async def test_an_unreachable_eventsub_server_is_a_connection_failure(
+    client: Any, emu: EventSubEmulator
+) -> None:
+    urls = {**emu.urls, "eventsub_url": "ws://127.0.0.1:9/ws"}
+    pool = tp.PubSubPool(
+        client, transport="eventsub", **urls, connect_timeout=0.5, backoff_base=0.05
+    )
+    try:
+        with pytest.raises(tp.ConnectionFailure, match="could not open an EventSub session"):
+            await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+        assert pool.topics == [] and emu.helix_requests == 0
+    finally:
+        await pool.close()
