@@ -65,11 +65,36 @@ class Socket:
 
 
 class Client:
-    """Helix and WebSocket calls against one emulator."""
+    """Helix and WebSocket calls against one emulator.
 
-    def __init__(self, emu: EventSubEmulator, http: aiohttp.ClientSession) -> None:
+    Use it as an async context manager (or call :meth:`close`): it closes every socket it
+    opened, so no connection is left for the garbage collector to warn about.
+    """
+
+    def __init__(
+        self,
+        emu: EventSubEmulator,
+        http: aiohttp.ClientSession,
+        sockets: Optional[list[Socket]] = None,
+    ) -> None:
         self.emu = emu
         self.http = http
+        self.sockets: list[Socket] = [] if sockets is None else sockets
+
+    def on(self, emu: EventSubEmulator) -> Client:
+        """A client of another emulator that shares this one's sockets (closed together)."""
+        return Client(emu, self.http, self.sockets)
+
+    async def close(self) -> None:
+        for sock in self.sockets:
+            await sock.ws.close()
+        self.sockets.clear()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     @property
     def subscriptions_url(self) -> str:
@@ -81,7 +106,9 @@ class Client:
         assert msg.type == aiohttp.WSMsgType.TEXT, (msg.type, msg.data)
         welcome = json.loads(msg.data)
         assert welcome["metadata"]["message_type"] == "session_welcome"
-        return Socket(ws, welcome)
+        sock = Socket(ws, welcome)
+        self.sockets.append(sock)
+        return sock
 
     @staticmethod
     def headers(token: Optional[str], client_id: Optional[str] = CLIENT_ID) -> dict[str, str]:

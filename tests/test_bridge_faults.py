@@ -4,6 +4,7 @@ tokens, Helix errors and Twitch's limits, all on the EventSub emulator."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -373,19 +374,26 @@ class EagerEmulator(EventSubEmulator):
         return response
 
 
+@contextlib.asynccontextmanager
+async def on_server(client: Any, server: type[EventSubEmulator]) -> Any:
+    """A bridge pool holding the broadcaster's bits topic on a ``server`` of its own."""
+    async with server() as emu:
+        emu.add_token("broadcaster", B, scopes=["bits:read"])
+        pool = bridge_pool(client, emu)
+        try:
+            await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+            yield emu
+        finally:
+            await pool.close()
+
+
 async def test_an_event_sent_as_its_subscription_is_created_is_not_lost(
     client: Any, seen: Recorder
 ) -> None:
     # Twitch may deliver a notification before the client has read the 202 that
     # created its subscription; the event still belongs to the topic being subscribed.
-    async with EagerEmulator() as emu:
-        emu.add_token("broadcaster", B, scopes=["bits:read"])
-        pool = bridge_pool(client, emu)
-        try:
-            await pool.subscribe_topics([tp.bits("broadcaster")[B]])
-            assert [c.bits_used for c in await seen.wait("pubsub_bits")] == [77]
-        finally:
-            await pool.close()
+    async with on_server(client, EagerEmulator):
+        assert [c.bits_used for c in await seen.wait("pubsub_bits")] == [77]
 
 
 async def test_revocations_arriving_together_reach_the_hook_together(
@@ -538,3 +546,28 @@ async def test_an_unreachable_eventsub_server_is_a_connection_failure(
         assert pool.topics == [] and emu.helix_requests == 0
     finally:
         await pool.close()
+
+
+class BusyOldSocketEmulator(EventSubEmulator):
+    """Sends a burst on the old socket right before the new socket's welcome."""
+
+    def _welcome(self, session: Any, keepalive: int, moved_from: Any) -> None:
+        if moved_from is not None:
+            for sub in self.enabled(moved_from.session_id):
+                for bits in range(1, 26):  # under the emulator's 30 unread
+                    event = {"broadcaster_user_id": str(B), "bits": bits, "user_id": "1",
+                             "user_login": "a", "user_name": "A", "is_anonymous": False,
+                             "broadcaster_user_login": "b", "broadcaster_user_name": "B",
+                             "message": ""}  # fmt: skip
+                    payload = {"subscription": self._public(sub, wire=True), "event": event}
+                    self._send_frame(moved_from, "notification", payload, sub)
+        super()._welcome(session, keepalive, moved_from)
+
+
+async def test_events_in_flight_on_the_old_socket_are_read_before_it_closes(
+    client: Any, seen: Recorder
+) -> None:
+    async with on_server(client, BusyOldSocketEmulator) as emu:
+        await emu.send_reconnect()
+        got = await seen.wait("pubsub_bits", 25)
+        assert sorted(c.bits_used for c in got) == list(range(1, 26))

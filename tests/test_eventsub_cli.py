@@ -101,8 +101,11 @@ async def test_bad_token_option_is_a_usage_error() -> None:
 
 
 async def test_trigger_user_option_reaches_whispers() -> None:
-    async with EventSubEmulator() as emu, aiohttp.ClientSession() as http:
-        client = Client(emu, http)
+    async with (
+        EventSubEmulator() as emu,
+        aiohttp.ClientSession() as http,
+        Client(emu, http) as client,
+    ):
         token = add_user(emu, "4242", "user:read:whispers")
         sock = await client.connect()
         await client.create(token, sock.session_id, "user.whisper.message", {"user_id": "4242"})

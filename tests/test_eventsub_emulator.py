@@ -26,8 +26,8 @@ async def emu() -> AsyncIterator[EventSubEmulator]:
 
 @pytest.fixture
 async def client(emu: EventSubEmulator) -> AsyncIterator[Client]:
-    async with aiohttp.ClientSession() as http:
-        yield Client(emu, http)
+    async with aiohttp.ClientSession() as http, Client(emu, http) as c:
+        yield c
 
 
 async def cheer_socket(client: Client, url: str | None = None) -> tuple[Socket, str, str]:
@@ -126,7 +126,7 @@ async def test_client_pings_are_answered(client: Client) -> None:
 async def test_unanswered_server_pings_close_4002(client: Client) -> None:
     async with EventSubEmulator(ping_interval=0.2, min_keepalive=5) as emu:
         token = add_user(emu, "1337", "bits:read")
-        c = Client(emu, client.http)
+        c = client.on(emu)
         sock = await c.connect(autoping=False)
         await c.create(token, sock.session_id, "channel.cheer", CHEER)
         assert await sock.closed_with() == 4002
@@ -137,7 +137,7 @@ async def test_unanswered_server_pings_close_4002(client: Client) -> None:
 async def test_answered_server_pings_keep_the_session(client: Client) -> None:
     async with EventSubEmulator(ping_interval=0.1, min_keepalive=5) as emu:
         token = add_user(emu, "1337", "bits:read")
-        c = Client(emu, client.http)
+        c = client.on(emu)
         sock = await c.connect()  # aiohttp answers Pings by itself
         await c.create(token, sock.session_id, "channel.cheer", CHEER)
         with pytest.raises(asyncio.TimeoutError):
@@ -230,8 +230,8 @@ async def test_never_moving_gets_4004_and_loses_the_subscriptions(client: Client
     assert await old.closed_with(timeout=2) == 4004
     await client.emu.wait_until(lambda: not client.emu.enabled())
     assert client.emu.subscriptions[sub_id]["status"] == "websocket_failed_to_reconnect"
-    late = await client.http.ws_connect(url)
-    assert await Socket(late, {"payload": {"session": {"id": ""}}}).closed_with() == 4007
+    async with client.http.ws_connect(url) as late:
+        assert await Socket(late, {"payload": {"session": {"id": ""}}}).closed_with() == 4007
 
 
 async def test_closing_the_old_socket_first_gives_4007(client: Client) -> None:
@@ -240,8 +240,8 @@ async def test_closing_the_old_socket_first_gives_4007(client: Client) -> None:
     url = (await old.recv())["payload"]["session"]["reconnect_url"]
     await old.ws.close()
     await client.emu.wait_until(lambda: not client.emu.sessions)
-    ws = await client.http.ws_connect(url)
-    msg = await ws.receive(timeout=2)
+    async with client.http.ws_connect(url) as ws:
+        msg = await ws.receive(timeout=2)
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4007
 
 
@@ -250,8 +250,8 @@ async def test_a_reconnect_url_works_once(client: Client) -> None:
     await client.emu.send_reconnect()
     url = (await old.recv())["payload"]["session"]["reconnect_url"]
     await client.connect(url)
-    ws = await client.http.ws_connect(url)
-    msg = await ws.receive(timeout=2)
+    async with client.http.ws_connect(url) as ws:
+        msg = await ws.receive(timeout=2)
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4007
 
 
@@ -470,7 +470,7 @@ async def test_429_beyond_300_subscriptions_per_session(client: Client) -> None:
 async def test_429_when_the_total_cost_would_pass_the_cap(client: Client) -> None:
     async with EventSubEmulator(max_total_cost=0, min_keepalive=5) as emu:
         token = add_user(emu, "1337", "user:read:chat")
-        c = Client(emu, client.http)
+        c = client.on(emu)
         sock = await c.connect()
         # The bot reads someone else's chat: still its own user in the condition, cost 0.
         status, _, body = await c.create(
@@ -823,7 +823,7 @@ async def test_control_api_refuses_other_hosts_and_non_json(client: Client) -> N
 async def test_close_leaves_no_tasks(client: Client) -> None:
     emu = EventSubEmulator(min_keepalive=1)
     await emu.start()
-    c = Client(emu, client.http)
+    c = client.on(emu)
     add_user(emu, "1337", "bits:read")
     sock = await c.connect()
     await c.create("token-1337", sock.session_id, "channel.cheer", CHEER)
@@ -838,14 +838,14 @@ async def test_close_leaves_no_tasks(client: Client) -> None:
 
 
 async def test_pytest_plugin_fixture(eventsub_emulator: EventSubEmulator) -> None:
-    async with aiohttp.ClientSession() as http:
-        sock = await Client(eventsub_emulator, http).connect()
+    async with aiohttp.ClientSession() as http, Client(eventsub_emulator, http) as c:
+        sock = await c.connect()
     assert eventsub_emulator.sessions[0].session_id == sock.session_id
 
 
 async def test_the_rate_limit_bucket_answers_429_when_empty() -> None:
     async with EventSubEmulator(rate_limit=2) as emu, aiohttp.ClientSession() as http:
-        client = Client(emu, http)
+        client = Client(emu, http)  # no socket opened
         token = add_user(emu, "1337", "bits:read")
         answers = [await client.list(token) for _ in range(3)]
         assert [status for status, _ in answers] == [200, 200, 429]

@@ -210,6 +210,8 @@ class EventSubWebsocket:
         self._seen = _Seen()
         self._link: Optional[_Link] = None
         self._old: Optional[_Link] = None
+        #: Old sockets still read after a session_reconnect, each closed by its task.
+        self._finishing: set[asyncio.Task[None]] = set()
         self._ready = False
         self._wake_pending = False
         self._settle_waiters: list[asyncio.Future[list[tuple[list[str], str]]]] = []
@@ -494,6 +496,9 @@ class EventSubWebsocket:
         finally:
             self._set_ready(False)
             self._release([])
+            for task in list(self._finishing):
+                task.cancel()  # its finally closes that old socket
+                await wait_finished(task)
             leftovers = [lk for lk in (link, self._link, self._old) if lk is not None]
             self._link = self._old = None
             try:
@@ -622,8 +627,20 @@ class EventSubWebsocket:
             self._dispatch.event("pubsub_ready", self)
         finally:
             self._old = None
-        await old.finish()  # the new welcome arrived: read what is in flight, then close
+        # The new welcome arrived, so nothing new is sent on the old socket; frames already
+        # on their way still are. Keep reading it for handover_delay, then close it.
+        task = asyncio.get_running_loop().create_task(
+            self._finish_later(old), name=f"eventsub-node-{self.id}-handover-{old.id}"
+        )
+        self._finishing.add(task)
+        task.add_done_callback(self._finishing.discard)
         return True
+
+    async def _finish_later(self, old: _Link) -> None:
+        try:
+            await asyncio.sleep(self._settings.handover_delay)
+        finally:
+            await old.finish()
 
     async def _run_reconnect_hook(self, link: _Link) -> None:
         hook = self._owner.reconnected(self)
