@@ -14,8 +14,7 @@ import contextlib
 import itertools
 import json
 import logging
-import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Optional
 
 import aiohttp
@@ -26,6 +25,7 @@ from .dedup import Deduplicator
 from .errors import ConnectionFailure
 from .logs import RateLimitedLog
 from .models.base import PubSubErrorEvent
+from .node_base import NodeBase
 from .settings import Settings
 from .topics import Topic
 from .transport import NodeOwner, wait_finished
@@ -137,7 +137,7 @@ class _Link:
             await wait_finished(task)
 
 
-class PubSubWebsocket:
+class PubSubWebsocket(NodeBase[_Link]):
     """One connection to the PubSub server holding up to ``max_topics`` topics.
 
     Nodes are created and owned by a :class:`PubSubPool`; you meet them in
@@ -165,6 +165,8 @@ class PubSubWebsocket:
     """
 
     ENDPOINT = "wss://pubsub-edge.twitch.tv"
+    _ids = _node_ids
+    _task_prefix = "pubsub-node"
 
     def __init__(
         self,
@@ -180,30 +182,19 @@ class PubSubWebsocket:
 
         if owner is None:
             raise TypeError("nodes are created by a PubSubPool; subscribe through the pool")
-        self.client = client
-        self.pool = pool
-        self.max_topics = max_topics
-        self.id = next(_node_ids)
-        self.reconnects = 0
-        self._owner = owner
-        self._settings = settings or Settings()
-        self._dispatch = dispatcher or Dispatcher(client)
-        self._rng = self._settings.rng or random.Random()
-        self._wanted: Mapping[str, Topic] = owner.wanted(self)
+        super().__init__(
+            client,
+            pool,
+            owner,
+            max_topics,
+            settings or Settings(),
+            dispatcher or Dispatcher(client),
+        )
         #: What the server confirmed on the current socket: key -> token.
         self._confirmed: dict[str, Optional[str]] = {}
-        self._link: Optional[_Link] = None
-        self._ready = False
-        self._state_waiters: list[asyncio.Future[None]] = []
         #: Set when a PONG arrives, cleared when a PING goes out (as in the reference).
         self.timeout = asyncio.Event()
-        self._wake_pending = False
-        self._settle_waiters: list[asyncio.Future[list[tuple[list[str], str]]]] = []
         self._pending: dict[str, tuple[asyncio.Future[protocol.Response], _Link]] = {}
-        self._supervisor: Optional[asyncio.Task[None]] = None
-        self._closing = False
-        self._down_since: Optional[float] = None
-        self._last_error: Optional[str] = None
         self._latency: Optional[float] = None
         self._dedup = Deduplicator(self._settings.dedup_window)
         self._link_ids = itertools.count(1)
@@ -216,19 +207,9 @@ class PubSubWebsocket:
     # ------------------------------------------------------------------ public state
 
     @property
-    def topics(self) -> list[Topic]:
-        """The topics the pool assigned to this node (a copy)."""
-        return list(self._wanted.values())
-
-    @property
     def latency(self) -> Optional[float]:
         """The last PING/PONG round trip in seconds, ``None`` before the first PONG."""
         return self._latency
-
-    @property
-    def connected(self) -> bool:
-        """Whether the node has a live socket on which its topics were listened."""
-        return self._ready and not self._closing
 
     @property
     def endpoint(self) -> str:
@@ -250,111 +231,7 @@ class PubSubWebsocket:
             )
         return describe_connect_failure(self.endpoint, cause)
 
-    # ------------------------------------------------------------------ owner's controls
-
-    def start(self) -> None:
-        """Start the supervisor (the pool calls this once it assigned topics)."""
-        if self._supervisor is None and not self._closing:
-            loop = asyncio.get_running_loop()
-            self._down_since = loop.time()
-            self._supervisor = loop.create_task(
-                self._supervise(), name=f"pubsub-node-{self.id}-supervisor"
-            )
-
-    def wake(self) -> None:
-        """The wanted topics changed; the supervisor reconciles them."""
-        self._wake_pending = True
-        link = self._link
-        if link is not None:
-            link.signal.set()
-
-    def settled(self) -> asyncio.Future[list[tuple[list[str], str]]]:
-        """A future resolved when a reconcile pass that begins after this call is done.
-
-        Its result is the UNLISTENs of that pass that failed, as ``(keys, error)``. It is
-        resolved at once with no socket: the next socket simply does not LISTEN what is
-        not wanted.
-        """
-        future: asyncio.Future[list[tuple[list[str], str]]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        if self._link is None or self._closing:
-            future.set_result([])
-        else:
-            self._settle_waiters.append(future)
-            self.wake()
-        return future
-
-    async def close(self) -> None:
-        """Stop the supervisor and close every socket; safe to call more than once."""
-        first = not self._closing
-        self._closing = True
-        self._release_settle_waiters([])
-        task = self._supervisor
-        if task is not None and not task.done():
-            if first:  # cancel once: a second cancel would cut the sockets' clean-up short
-                task.cancel()
-            await wait_finished(task)
-        self._set_ready(False)
-
-    def _set_ready(self, ready: bool) -> None:
-        self._ready = ready
-        waiters, self._state_waiters = self._state_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def _wait_state(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Wait until ``predicate()`` holds, checking on every connect or disconnect."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not predicate():
-            remaining = deadline - loop.time()
-            if remaining <= 0 or self._closing:
-                return False
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._state_waiters.append(waiter)
-            await asyncio.wait((waiter,), timeout=remaining)
-        return True
-
     # ------------------------------------------------------------------ reference surface
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The pool's HTTP session, which every node's sockets use."""
-        return self._owner.session()
-
-    @property
-    def connection(self) -> Optional[aiohttp.ClientWebSocketResponse]:
-        """The current websocket, or ``None`` while connecting."""
-        link = self._link
-        return link.ws if link is not None else None
-
-    async def connect(self) -> None:
-        """|coro|
-
-        Connect this node if it is not connected, and wait until its topics are
-        listened. Nodes connect by themselves; this is for code written for the
-        reference, which called it.
-
-        Raises
-        ------
-        ConnectionFailure
-            No connection within ``connect_timeout``; the message names the cause.
-        """
-        if self._closing:
-            raise ConnectionFailure("this node was closed; subscribe through the pool")
-        self.start()
-        if not await self._wait_state(lambda: self.connected, self._settings.connect_timeout):
-            raise ConnectionFailure(self.describe_failure())
-
-    async def disconnect(self) -> None:
-        """|coro|
-
-        Close this connection for good. Its topics leave the pool (as if unsubscribed)
-        and the pool forgets the node.
-        """
-        await self._owner.disconnect(self)
 
     async def reconnect(self) -> None:
         """|coro|
@@ -372,36 +249,6 @@ class PubSubWebsocket:
         link.signal.set()
         limit = self._settings.connect_timeout + self._settings.listen_timeout
         await self._wait_state(lambda: self.reconnects > before and self.connected, limit)
-
-    async def subscribe_topics(self, topics: list[Topic]) -> None:
-        """|coro|
-
-        Subscribe ``topics`` on this node, through its pool (which stays the one record
-        of what is where).
-
-        Raises
-        ------
-        ValueError
-            They do not fit on this node.
-        """
-        await self._owner.subscribe(self, topics)
-
-    async def unsubscribe_topic(self, topics: list[Topic]) -> None:
-        """|coro|
-
-        Unsubscribe ``topics``, which must be on this node, through its pool.
-
-        Raises
-        ------
-        ValueError
-            A topic is not subscribed on this node.
-        """
-        missing = [t for t in topics if not isinstance(t, Topic) or t.present not in self._wanted]
-        if missing:
-            raise ValueError(
-                f"not subscribed on node {self.id}: " + ", ".join(repr(t) for t in missing)
-            )
-        await self._owner.unsubscribe(topics)
 
     async def send(self, data: dict[str, Any]) -> None:
         """|coro|
@@ -704,17 +551,6 @@ class PubSubWebsocket:
             log.warning("node %d: UNLISTEN of %s answered %s", self.id, ", ".join(keys), error)
             return keys, error
         return None
-
-    def _release_settle_waiters(
-        self,
-        errors: list[tuple[list[str], str]],
-        waiters: Optional[list[asyncio.Future[list[tuple[list[str], str]]]]] = None,
-    ) -> None:
-        if waiters is None:
-            waiters, self._settle_waiters = self._settle_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(errors)
 
     # ------------------------------------------------------------------ requests
 

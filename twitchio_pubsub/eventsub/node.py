@@ -17,9 +17,8 @@ import collections
 import itertools
 import json
 import logging
-import random
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import aiohttp
 
@@ -28,6 +27,7 @@ from ..backoff import Backoff
 from ..errors import ConnectionFailure
 from ..logs import RateLimitedLog
 from ..models.base import PubSubErrorEvent
+from ..node_base import NodeBase
 from ..settings import Settings
 from ..topics import Topic
 from ..transport import NodeOwner, wait_finished
@@ -140,7 +140,7 @@ class _Held:
         self.parts = parts
 
 
-class EventSubWebsocket:
+class EventSubWebsocket(NodeBase[_Link]):
     """One EventSub WebSocket session of one token user, holding that user's topics.
 
     Created by a :class:`~twitchio_pubsub.PubSubPool` with ``transport="eventsub"``; you
@@ -166,6 +166,8 @@ class EventSubWebsocket:
     """
 
     ENDPOINT = "wss://eventsub.wss.twitch.tv/ws"
+    _ids = _node_ids
+    _task_prefix = "eventsub-node"
 
     def __init__(
         self,
@@ -183,22 +185,13 @@ class EventSubWebsocket:
         keepalive_margin: float,
         endpoint: Optional[str] = None,
     ) -> None:
-        self.client = client
-        self.pool = pool
+        super().__init__(client, pool, owner, max_topics, settings, dispatcher)
         self.user_id = user_id
-        self.max_topics = max_topics
-        self.id = next(_node_ids)
-        self.reconnects = 0
-        self._settings = settings
-        self._dispatch = dispatcher
-        self._owner = owner
         self._helix = helix
         self._tokens = tokens
         self._keepalive = keepalive
         self._margin = keepalive_margin
         self._endpoint = endpoint or type(self).ENDPOINT
-        self._rng = settings.rng or random.Random()
-        self._wanted: Mapping[str, Topic] = owner.wanted(self)
         self._held: dict[str, _Held] = {}
         #: Part -> the topic keys it serves, from before its create is sent (Twitch may
         #: deliver an event before the client has read the 202), on the current session.
@@ -208,18 +201,9 @@ class EventSubWebsocket:
         self._by_part: dict[Part, str] = {}
         self._creating: dict[Part, asyncio.Future[str]] = {}
         self._seen = _Seen()
-        self._link: Optional[_Link] = None
         self._old: Optional[_Link] = None
         #: Old sockets still read after a session_reconnect, each closed by its task.
         self._finishing: set[asyncio.Task[None]] = set()
-        self._ready = False
-        self._wake_pending = False
-        self._settle_waiters: list[asyncio.Future[list[tuple[list[str], str]]]] = []
-        self._state_waiters: list[asyncio.Future[None]] = []
-        self._supervisor: Optional[asyncio.Task[None]] = None
-        self._closing = False
-        self._down_since: Optional[float] = None
-        self._last_error: Optional[str] = None
         self._link_ids = itertools.count(1)
         self._noise = RateLimitedLog(log)
         self._stale: list[tuple[Optional[str], str]] = []
@@ -236,11 +220,6 @@ class EventSubWebsocket:
     # ------------------------------------------------------------------ public state
 
     @property
-    def topics(self) -> list[Topic]:
-        """The topics the pool assigned to this node (a copy)."""
-        return list(self._wanted.values())
-
-    @property
     def session_id(self) -> Optional[str]:
         """The current session's id (it changes on every new socket), ``None`` when down."""
         link = self._link
@@ -250,11 +229,6 @@ class EventSubWebsocket:
     def subscriptions(self) -> int:
         """How many EventSub subscriptions this session holds now."""
         return len(self._routes)
-
-    @property
-    def connected(self) -> bool:
-        """Whether the session is up and its topics' subscriptions were created."""
-        return self._ready and not self._closing
 
     @property
     def endpoint(self) -> str:
@@ -282,83 +256,7 @@ class EventSubWebsocket:
         )
         return f"could not open an EventSub session at {self.endpoint}: {cause}"
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The pool's HTTP session, which the sockets and Helix calls use."""
-        return self._owner.session()
-
-    @property
-    def connection(self) -> Optional[aiohttp.ClientWebSocketResponse]:
-        """The current websocket, or ``None`` while connecting."""
-        link = self._link
-        return link.ws if link is not None else None
-
-    # ------------------------------------------------------------------ owner's controls
-
-    def start(self) -> None:
-        """Start the supervisor (the pool calls this once it assigned topics)."""
-        if self._supervisor is None and not self._closing:
-            loop = asyncio.get_running_loop()
-            self._down_since = loop.time()
-            self._supervisor = loop.create_task(
-                self._supervise(), name=f"eventsub-node-{self.id}-supervisor"
-            )
-
-    def wake(self) -> None:
-        """The wanted topics changed; the supervisor reconciles them."""
-        self._wake_pending = True
-        link = self._link
-        if link is not None:
-            link.signal.set()
-
-    def settled(self) -> asyncio.Future[list[tuple[list[str], str]]]:
-        """Resolved after a reconcile pass that begins after this call: failed deletes."""
-        future: asyncio.Future[list[tuple[list[str], str]]] = (
-            asyncio.get_running_loop().create_future()
-        )
-        if self._link is None or self._closing:
-            future.set_result([])
-        else:
-            self._settle_waiters.append(future)
-            self.wake()
-        return future
-
-    async def close(self) -> None:
-        """Delete this node's subscriptions, stop the supervisor and close the sockets."""
-        first = not self._closing
-        self._closing = True
-        self._release([])
-        task = self._supervisor
-        if task is not None and not task.done():
-            if first:
-                task.cancel()
-            await wait_finished(task)
-        self._set_ready(False)
-
     # ------------------------------------------------------------------ reference surface
-
-    async def connect(self) -> None:
-        """|coro|
-
-        Wait until this node's session is up and its subscriptions exist.
-
-        Raises
-        ------
-        ConnectionFailure
-            Not within ``connect_timeout``.
-        """
-        if self._closing:
-            raise ConnectionFailure("this node was closed; subscribe through the pool")
-        self.start()
-        if not await self._wait_state(lambda: self.connected, self._settings.connect_timeout):
-            raise ConnectionFailure(self.describe_failure())
-
-    async def disconnect(self) -> None:
-        """|coro|
-
-        Close this session for good; its topics leave the pool (as if unsubscribed).
-        """
-        await self._owner.disconnect(self)
 
     async def reconnect(self) -> None:
         """|coro|
@@ -375,30 +273,6 @@ class EventSubWebsocket:
         limit = self._settings.connect_timeout + self._settings.listen_timeout
         await self._wait_state(lambda: self.reconnects > before and self.connected, limit)
 
-    async def subscribe_topics(self, topics: list[Topic]) -> None:
-        """|coro|
-
-        Subscribe ``topics`` on this node, through its pool.
-        """
-        await self._owner.subscribe(self, topics)
-
-    async def unsubscribe_topic(self, topics: list[Topic]) -> None:
-        """|coro|
-
-        Unsubscribe ``topics``, which must be on this node, through its pool.
-
-        Raises
-        ------
-        ValueError
-            A topic is not subscribed on this node.
-        """
-        missing = [t for t in topics if not isinstance(t, Topic) or t.present not in self._wanted]
-        if missing:
-            raise ValueError(
-                f"not subscribed on node {self.id}: " + ", ".join(repr(t) for t in missing)
-            )
-        await self._owner.unsubscribe(topics)
-
     async def send(self, data: dict[str, Any]) -> None:
         """|coro|
 
@@ -413,34 +287,6 @@ class EventSubWebsocket:
         raise ConnectionFailure(
             "EventSub sessions take no frames from clients; subscribe through the pool"
         )
-
-    # ------------------------------------------------------------------ state
-
-    def _set_ready(self, ready: bool) -> None:
-        self._ready = ready
-        waiters, self._state_waiters = self._state_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def _wait_state(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not predicate():
-            remaining = deadline - loop.time()
-            if remaining <= 0 or self._closing:
-                return False
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._state_waiters.append(waiter)
-            await asyncio.wait((waiter,), timeout=remaining)
-        return True
-
-    def _release(self, errors: list[tuple[list[str], str]], waiters: Any = None) -> None:
-        if waiters is None:
-            waiters, self._settle_waiters = self._settle_waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(errors)
 
     # ------------------------------------------------------------------ supervisor
 
@@ -486,7 +332,7 @@ class EventSubWebsocket:
                 self._set_ready(False)
                 self._down_since = loop.time()
                 self._link = None
-                self._release([])
+                self._release_settle_waiters([])
                 if loop.time() - started >= settings.backoff_reset_after:
                     backoff.reset()
                 if link is not None:
@@ -495,7 +341,7 @@ class EventSubWebsocket:
                 await self._sleep(backoff.next_delay(), why)
         finally:
             self._set_ready(False)
-            self._release([])
+            self._release_settle_waiters([])
             for task in list(self._finishing):
                 task.cancel()  # its finally closes that old socket
                 await wait_finished(task)
@@ -684,7 +530,7 @@ class EventSubWebsocket:
                 ready = False
             for token, topics in confirmed.items():
                 self._owner.subscribed(self, topics, token)
-            self._release(errors, waiters)
+            self._release_settle_waiters(errors, waiters)
             if not self._wake_pending:
                 return
 

@@ -1,0 +1,249 @@
+"""What every node shares, whichever transport it speaks.
+
+A node (:class:`~twitchio_pubsub.PubSubWebsocket` or
+:class:`~twitchio_pubsub.EventSubWebsocket`) owns one supervisor task, the socket(s) it
+opens, and what the server holds on them; the pool owns which topics it carries. This
+base holds the part that does not depend on the protocol: the wanted view, the owner's
+controls (``start``, ``wake``, ``settled``, ``close``), waiting for a state, and the
+reference surface that goes through the pool (``connect``, ``disconnect``,
+``subscribe_topics``, ``unsubscribe_topic``, ``session``, ``connection``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Callable, Coroutine, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Optional, Protocol, TypeVar
+
+import aiohttp
+
+from .errors import ConnectionFailure
+from .settings import Settings
+from .topics import Topic
+from .transport import NodeOwner, wait_finished
+
+if TYPE_CHECKING:
+    from twitchio import Client
+
+    from .dispatch import Dispatcher
+
+__all__ = ("NodeBase",)
+
+#: A reconcile pass's failed removals: ``(keys, error)``.
+Errors = list[tuple[list[str], str]]
+
+
+class _LinkLike(Protocol):
+    ws: aiohttp.ClientWebSocketResponse
+    signal: asyncio.Event
+
+
+L = TypeVar("L", bound=_LinkLike)
+
+
+class NodeBase(Generic[L]):
+    """The transport-independent half of a node (not used on its own).
+
+    A subclass sets :attr:`_ids` and :attr:`_task_prefix`, and implements
+    ``_supervise()``, the coroutine of its supervisor task.
+    """
+
+    _ids: itertools.count[int]
+    _task_prefix = "node"
+
+    def __init__(
+        self,
+        client: Client,
+        pool: Any,
+        owner: NodeOwner,
+        max_topics: int,
+        settings: Settings,
+        dispatcher: Dispatcher,
+    ) -> None:
+        self.client = client
+        self.pool = pool
+        self.max_topics = max_topics
+        self.id = next(type(self)._ids)
+        self.reconnects = 0
+        self._owner = owner
+        self._settings = settings
+        self._dispatch = dispatcher
+        self._rng = settings.rng or random.Random()
+        self._wanted: Mapping[str, Topic] = owner.wanted(self)  # type: ignore[arg-type]
+        self._link: Optional[L] = None
+        self._ready = False
+        self._state_waiters: list[asyncio.Future[None]] = []
+        self._wake_pending = False
+        self._settle_waiters: list[asyncio.Future[Errors]] = []
+        self._supervisor: Optional[asyncio.Task[None]] = None
+        self._closing = False
+        self._down_since: Optional[float] = None
+        self._last_error: Optional[str] = None
+
+    def _supervise(self) -> Coroutine[Any, Any, None]:
+        raise NotImplementedError
+
+    def describe_failure(self) -> str:
+        """Why the node has no connection, for :class:`ConnectionFailure` messages."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ public state
+
+    @property
+    def topics(self) -> list[Topic]:
+        """The topics the pool assigned to this node (a copy)."""
+        return list(self._wanted.values())
+
+    @property
+    def connected(self) -> bool:
+        """Whether the node is connected and its topics were subscribed on it."""
+        return self._ready and not self._closing
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pool's HTTP session, which every node's sockets use."""
+        return self._owner.session()
+
+    @property
+    def connection(self) -> Optional[aiohttp.ClientWebSocketResponse]:
+        """The current websocket, or ``None`` while connecting."""
+        link = self._link
+        return link.ws if link is not None else None
+
+    # ------------------------------------------------------------------ owner's controls
+
+    def start(self) -> None:
+        """Start the supervisor (the pool calls this once it assigned topics)."""
+        if self._supervisor is None and not self._closing:
+            loop = asyncio.get_running_loop()
+            self._down_since = loop.time()
+            self._supervisor = loop.create_task(
+                self._supervise(), name=f"{self._task_prefix}-{self.id}-supervisor"
+            )
+
+    def wake(self) -> None:
+        """The wanted topics changed; the supervisor reconciles them."""
+        self._wake_pending = True
+        link = self._link
+        if link is not None:
+            link.signal.set()
+
+    def settled(self) -> asyncio.Future[Errors]:
+        """A future resolved when a reconcile pass that begins after this call is done.
+
+        Its result is that pass's removals that failed, as ``(keys, error)``. It is
+        resolved at once with no connection: the next one simply does not subscribe
+        what is not wanted.
+        """
+        future: asyncio.Future[Errors] = asyncio.get_running_loop().create_future()
+        if self._link is None or self._closing:
+            future.set_result([])
+        else:
+            self._settle_waiters.append(future)
+            self.wake()
+        return future
+
+    async def close(self) -> None:
+        """Stop the supervisor and close every socket; safe to call more than once."""
+        first = not self._closing
+        self._closing = True
+        self._release_settle_waiters([])
+        task = self._supervisor
+        if task is not None and not task.done():
+            if first:  # cancel once: a second cancel would cut the sockets' clean-up short
+                task.cancel()
+            await wait_finished(task)
+        self._set_ready(False)
+
+    # ------------------------------------------------------------------ state
+
+    def _set_ready(self, ready: bool) -> None:
+        self._ready = ready
+        waiters, self._state_waiters = self._state_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _wait_state(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``predicate()`` holds, checking on every connect or disconnect."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self._closing:
+                return False
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._state_waiters.append(waiter)
+            await asyncio.wait((waiter,), timeout=remaining)
+        return True
+
+    def _release_settle_waiters(
+        self,
+        errors: Errors,
+        waiters: Optional[list[asyncio.Future[Errors]]] = None,
+    ) -> None:
+        if waiters is None:
+            waiters, self._settle_waiters = self._settle_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(errors)
+
+    # ------------------------------------------------------------------ reference surface
+
+    async def connect(self) -> None:
+        """|coro|
+
+        Connect this node if it is not connected, and wait until its topics are
+        subscribed. Nodes connect by themselves; this is for code written for the
+        reference, which called it.
+
+        Raises
+        ------
+        ConnectionFailure
+            No connection within ``connect_timeout``; the message names the cause.
+        """
+        if self._closing:
+            raise ConnectionFailure("this node was closed; subscribe through the pool")
+        self.start()
+        if not await self._wait_state(lambda: self.connected, self._settings.connect_timeout):
+            raise ConnectionFailure(self.describe_failure())
+
+    async def disconnect(self) -> None:
+        """|coro|
+
+        Close this connection for good. Its topics leave the pool (as if unsubscribed)
+        and the pool forgets the node.
+        """
+        await self._owner.disconnect(self)  # type: ignore[arg-type]
+
+    async def subscribe_topics(self, topics: list[Topic]) -> None:
+        """|coro|
+
+        Subscribe ``topics`` on this node, through its pool (which stays the one record
+        of what is where).
+
+        Raises
+        ------
+        ValueError
+            They do not fit on this node.
+        """
+        await self._owner.subscribe(self, topics)  # type: ignore[arg-type]
+
+    async def unsubscribe_topic(self, topics: list[Topic]) -> None:
+        """|coro|
+
+        Unsubscribe ``topics``, which must be on this node, through its pool.
+
+        Raises
+        ------
+        ValueError
+            A topic is not subscribed on this node.
+        """
+        missing = [t for t in topics if not isinstance(t, Topic) or t.present not in self._wanted]
+        if missing:
+            raise ValueError(
+                f"not subscribed on node {self.id}: " + ", ".join(repr(t) for t in missing)
+            )
+        await self._owner.unsubscribe(topics)
