@@ -201,7 +201,6 @@ class EventSubWebsocket(NodeBase[_Link]):
         self._by_part: dict[Part, str] = {}
         self._creating: dict[Part, asyncio.Future[str]] = {}
         self._seen = _Seen()
-        self._old: Optional[_Link] = None
         #: Old sockets still read after a session_reconnect, each closed by its task.
         self._finishing: set[asyncio.Task[None]] = set()
         self._link_ids = itertools.count(1)
@@ -345,8 +344,8 @@ class EventSubWebsocket(NodeBase[_Link]):
             for task in list(self._finishing):
                 task.cancel()  # its finally closes that old socket
                 await wait_finished(task)
-            leftovers = [lk for lk in (link, self._link, self._old) if lk is not None]
-            self._link = self._old = None
+            leftovers = [lk for lk in (link, self._link) if lk is not None]
+            self._link = None
             try:
                 await self._delete_all()
             finally:
@@ -460,19 +459,19 @@ class EventSubWebsocket(NodeBase[_Link]):
                 watch.cancel()
 
     async def _hand_over(self, old: _Link, url: str) -> bool:
-        """Follow ``session_reconnect``: the new socket first, then close the old one."""
-        self._old = old
+        """Follow ``session_reconnect``: the new socket first, then close the old one.
+
+        Until the swap ``old`` is still ``self._link``, so a cancellation meanwhile
+        leaves it to the supervisor's clean-up; after it, the hand-over task owns it.
+        """
         try:
-            try:
-                new = await self._open(url)
-            except (OSError, asyncio.TimeoutError, aiohttp.ClientError, _LinkLost) as exc:
-                log.warning("node %d: following session_reconnect failed: %s", self.id, exc)
-                return False
-            self._link = new
-            log.info("node %d: session moved to %s", self.id, new.session_id)
-            self._dispatch.event("pubsub_ready", self)
-        finally:
-            self._old = None
+            new = await self._open(url)
+        except (OSError, asyncio.TimeoutError, aiohttp.ClientError, _LinkLost) as exc:
+            log.warning("node %d: following session_reconnect failed: %s", self.id, exc)
+            return False
+        self._link = new
+        log.info("node %d: session moved to %s", self.id, new.session_id)
+        self._dispatch.event("pubsub_ready", self)
         # The new welcome arrived, so nothing new is sent on the old socket; frames already
         # on their way still are. Keep reading it for handover_delay, then close it.
         task = asyncio.get_running_loop().create_task(
