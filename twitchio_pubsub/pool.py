@@ -27,6 +27,8 @@ from .errors import (
     PoolFull,
     PubSubError,
 )
+from .eventsub.bridge import SESSIONS_PER_USER, SUBSCRIPTIONS_PER_SESSION, EventSubBridge
+from .eventsub.mapping import FAMILIES
 from .models.base import PubSubErrorEvent
 from .planner import plan, plan_weighted
 from .settings import Settings
@@ -45,8 +47,6 @@ from .websocket import PubSubWebsocket, by_token
 
 if TYPE_CHECKING:
     from twitchio import Client
-
-    from .eventsub.bridge import EventSubBridge
 
 __all__ = ("PubSubPool",)
 
@@ -281,8 +281,6 @@ class PubSubPool:
         self._eventsub: Optional[EventSubBridge] = None
         self._revalidating: Optional[asyncio.Task[None]] = None
         if transport == "eventsub":
-            from .eventsub.bridge import EventSubBridge
-
             self._eventsub = EventSubBridge(
                 self._session_for_nodes,
                 self._settings,
@@ -580,8 +578,6 @@ class PubSubPool:
         target: Optional[Node] = None,
     ) -> list[tuple[_Record, asyncio.Future[_Outcome]]]:
         """EventSub: sessions per token user, at most 3 each, 300 subscriptions each."""
-        from .eventsub.bridge import SESSIONS_PER_USER
-
         bridge = self._eventsub
         assert bridge is not None
         by_user: dict[str, list[Topic]] = {}
@@ -596,7 +592,7 @@ class PubSubPool:
                 if target not in mine:
                     raise ValueError(f"node {target.id} holds another user's topics")
                 mine = [target]
-            cap = mine[0].max_topics if mine else _eventsub_capacity()
+            cap = mine[0].max_topics if mine else SUBSCRIPTIONS_PER_SESSION
             free = [cap - self._weight(n) for n in mine]
             allowed = 0 if target is not None else SESSIONS_PER_USER - len(mine)
             weights = [bridge.weight(t) for t in group]
@@ -637,7 +633,7 @@ class PubSubPool:
     def _topic_weight(self, topic: Topic) -> int:
         if self._eventsub is None:
             return 1
-        return self._eventsub.weight(topic) if topic.family in _eventsub_families() else 0
+        return self._eventsub.weight(topic) if topic.family in FAMILIES else 0
 
     def _weight(self, node: Node) -> int:
         """The room ``node``'s topics take (EventSub: their subscriptions)."""
@@ -1046,7 +1042,7 @@ class PubSubPool:
             if key in before:
                 continue  # unsubscribed while the hook ran: do not bring it back
             if self._weight(node) + self._topic_weight(topic) > node.max_topics or (
-                self._eventsub is not None and topic.family not in _eventsub_families()
+                self._eventsub is not None and topic.family not in FAMILIES
             ):
                 overflow.append(topic)
                 continue
@@ -1141,18 +1137,6 @@ class PubSubPool:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-def _eventsub_capacity() -> int:
-    from .eventsub.bridge import SUBSCRIPTIONS_PER_SESSION
-
-    return SUBSCRIPTIONS_PER_SESSION
-
-
-def _eventsub_families() -> Mapping[str, Any]:
-    from .eventsub.mapping import FAMILIES
-
-    return FAMILIES
 
 
 def _names(topics: Iterable[Topic]) -> str:

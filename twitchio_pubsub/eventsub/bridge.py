@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import aiohttp
 
 from ..errors import ConnectionFailure
-from ..settings import Settings
+from ..settings import Settings, _number
 from ..topics import Topic
 from .helix import Helix, HelixError, Tokens
 from .mapping import FAMILIES, token_problem
@@ -80,8 +80,8 @@ class EventSubBridge:
         if not 10 <= keepalive_timeout <= 600:
             raise ValueError(f"keepalive_timeout must be from 10 to 600 s, got {keepalive_timeout}")
         self.keepalive_timeout = keepalive_timeout
-        self.keepalive_margin = _positive("keepalive_margin", keepalive_margin)
-        self.validate_interval = _positive("validate_interval", validate_interval)
+        self.keepalive_margin = _number("keepalive_margin", keepalive_margin)
+        self.validate_interval = _number("validate_interval", validate_interval)
         self.settings = settings
         self.helix = Helix(
             session,
@@ -193,11 +193,3 @@ class EventSubBridge:
             elif isinstance(answer, BaseException):
                 log.warning("re-validating a token failed: %s; trying again later", answer)
         return lost
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
