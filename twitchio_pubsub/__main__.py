@@ -241,7 +241,12 @@ async def _eventsub_trigger(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"type": args.type, "fields": fields}
     if args.version is not None:
         body["version"] = args.version
-    answer = await _post(args.server, "/control/trigger", body, "twitchio-pubsub eventsub serve")
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        answer = await _post(
+            session, args.server, "/control/trigger", body, "twitchio-pubsub eventsub serve"
+        )
     if isinstance(answer, int):
         return answer
     print(json.dumps(answer.get("event"), indent=2, ensure_ascii=False))
@@ -252,15 +257,15 @@ async def _eventsub_trigger(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _post(server: str, path: str, body: dict[str, Any], start: str) -> Any:
-    """POST to a running emulator's control API: its JSON answer, or an exit status."""
+async def _post(session: Any, server: str, path: str, body: dict[str, Any], start: str) -> Any:
+    """POST to a running emulator's control API: its JSON answer, or an exit status.
+
+    ``start`` is the command that starts that emulator, for the error message.
+    """
     import aiohttp
 
     try:
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(server + path, json=body) as resp,
-        ):
+        async with session.post(server + path, json=body) as resp:
             try:
                 answer = await resp.json(content_type=None)
             except ValueError:
@@ -329,27 +334,17 @@ async def _trigger(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"kind": args.kind, "channel": args.channel, "set": dict(args.overrides)}
     if args.user is not None:
         body["user"] = args.user
-    url = args.server + "/control/trigger"
     delivered = 0
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(args.count):
-                async with session.post(url, json=body) as resp:
-                    try:
-                        answer = await resp.json(content_type=None)
-                    except ValueError:
-                        answer = {}
-                if resp.status != 200 or not isinstance(answer, dict):
-                    error = answer.get("error") if isinstance(answer, dict) else None
-                    return _error(error or f"HTTP {resp.status} from {args.server}")
-                print(json.dumps(answer.get("message"), indent=2, ensure_ascii=False))
-                delivered += int(answer.get("delivered", 0))
-    except aiohttp.ClientConnectorError:
-        return _error(
-            f"no emulator answers at {args.server}; start one with: twitchio-pubsub serve"
-        )
-    except (aiohttp.ClientError, OSError, ValueError) as exc:
-        return _error(f"cannot reach the emulator at {args.server}: {exc or type(exc).__name__}")
+    answer: Any = {}
+    async with aiohttp.ClientSession() as session:
+        for _ in range(args.count):
+            answer = await _post(
+                session, args.server, "/control/trigger", body, "twitchio-pubsub serve"
+            )
+            if isinstance(answer, int):
+                return answer
+            print(json.dumps(answer.get("message"), indent=2, ensure_ascii=False))
+            delivered += int(answer.get("delivered", 0))
     topics = ", ".join(answer.get("topics") or [])
     print(f"{args.kind}: {args.count} event(s) on {topics}: delivered {delivered} time(s)")
     if not delivered:
