@@ -35,6 +35,7 @@ import sys
 import time
 from array import array
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -119,8 +120,10 @@ class Soak:
             await pool.subscribe_topics(topics)
             emu.peak_connections = 0
             stop = asyncio.Event()
-            publisher = asyncio.ensure_future(self._publish(emu, stop))
-            sampler = asyncio.ensure_future(self._sample(emu, stop))
+            publisher = asyncio.ensure_future(self._publish(stop, self._publisher(emu)))
+            sampler = asyncio.ensure_future(
+                self._sample(stop, lambda: {"sockets": len(emu.connections)})
+            )
             try:
                 await self._faults(emu, pool)
             finally:
@@ -133,13 +136,27 @@ class Soak:
             await pool.close()
         return self._report(refreshes)
 
-    async def _publish(self, emu: PubSubEmulator, stop: asyncio.Event) -> None:
+    async def _publish(self, stop: asyncio.Event, send: Callable[[int], Awaitable[int]]) -> None:
+        """Send numbered events at ``self.rate``; ``send(seq)`` says how many sockets got one.
+
+        An event counts as expected when a socket got it (its topic was held).
+        """
         seq = 0
         interval = 1.0 / self.rate
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while not stop.is_set():
             seq += 1
+            self.published.append(-1.0)
+            self.received.append(0)
+            if await send(seq):
+                self.published[seq - 1] = loop.time()
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+    @staticmethod
+    def _publisher(emu: PubSubEmulator) -> Callable[[int], Awaitable[int]]:
+        async def send(seq: int) -> int:
             channel = seq % TOPICS
             payload = {
                 "data": {
@@ -152,14 +169,12 @@ class Soak:
                 "version": "1.0",
                 "message_type": "bits_event",
             }
-            self.published.append(-1.0)
-            self.received.append(0)
-            if await emu.publish(f"channel-bits-events-v2.{channel}", payload):
-                self.published[seq - 1] = loop.time()
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            return await emu.publish(f"channel-bits-events-v2.{channel}", payload)
 
-    async def _sample(self, emu: PubSubEmulator, stop: asyncio.Event) -> None:
+        return send
+
+    async def _sample(self, stop: asyncio.Event, counts: Callable[[], dict[str, int]]) -> None:
+        """Every 5 s: RSS, fds, tasks, and the emulator's ``counts()`` (sockets, ...)."""
         start = time.monotonic()
         while not stop.is_set():
             self.samples.append(
@@ -168,11 +183,21 @@ class Soak:
                     "rss_kib": _rss_kib(),
                     "fds": _fds(),
                     "tasks": len(asyncio.all_tasks()),
-                    "sockets": len(emu.connections),
+                    **counts(),
                 }
             )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), 5.0)
+
+    async def _recovery(
+        self, emu: Any, kind: str, started: float, recovered: Callable[[], bool]
+    ) -> None:
+        """Wait (30 s at most) until ``recovered()``; record the time or a stuck fault."""
+        try:
+            await emu.wait_until(recovered, 30.0)
+            self.recovery[kind].append(asyncio.get_running_loop().time() - started)
+        except asyncio.TimeoutError:
+            self.unrecovered[kind] += 1
 
     async def _faults(self, emu: PubSubEmulator, pool: tp.PubSubPool) -> None:
         loop = asyncio.get_running_loop()
@@ -209,11 +234,9 @@ class Soak:
             else:
                 await emu.fail_next_listens("ERR_SERVER", self.rng.randint(1, 3))
                 await emu.drop(target)
-            try:
-                await emu.wait_until(lambda gone=gone: self._recovered(emu, pool, gone), 30.0)
-                self.recovery[kind].append(loop.time() - started)
-            except asyncio.TimeoutError:
-                self.unrecovered[kind] += 1
+            await self._recovery(
+                emu, kind, started, lambda gone=gone: self._recovered(emu, pool, gone)
+            )
             await emu.fail_next_listens("ERR_SERVER", 0)
 
     @staticmethod
@@ -342,8 +365,13 @@ class EventSubSoak(Soak):
             await pool.subscribe_topics(topics)
             emu.peak_connections = 0
             stop = asyncio.Event()
-            publisher = asyncio.ensure_future(self._publish_eventsub(emu, stop))
-            sampler = asyncio.ensure_future(self._sample_eventsub(emu, stop))
+            publisher = asyncio.ensure_future(self._publish(stop, self._triggerer(emu)))
+            sampler = asyncio.ensure_future(
+                self._sample(
+                    stop,
+                    lambda: {"sockets": len(emu.sessions), "subscriptions": len(emu.subscriptions)},
+                )
+            )
             try:
                 await self._eventsub_faults(emu, pool)
             finally:
@@ -363,42 +391,16 @@ class EventSubSoak(Soak):
         report["left_statuses"] = self.left_statuses  # disabled or revoked, by status
         return report
 
-    async def _publish_eventsub(self, emu: EventSubEmulator, stop: asyncio.Event) -> None:
-        seq = 0
-        interval = 1.0 / self.rate
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while not stop.is_set():
-            seq += 1
+    @staticmethod
+    def _triggerer(emu: EventSubEmulator) -> Callable[[int], Awaitable[int]]:
+        async def send(seq: int) -> int:
             channel = seq % TOPICS + 1
-            self.published.append(-1.0)
-            self.received.append(0)
-            delivered = await emu.trigger(
-                "channel.moderate",
-                broadcaster_user_id=channel,
-                action="ban",
-                **{"ban.reason": str(seq)},
+            ban = {"ban.reason": str(seq)}
+            return await emu.trigger(
+                "channel.moderate", broadcaster_user_id=channel, action="ban", **ban
             )
-            if delivered:
-                self.published[seq - 1] = loop.time()
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
 
-    async def _sample_eventsub(self, emu: EventSubEmulator, stop: asyncio.Event) -> None:
-        start = time.monotonic()
-        while not stop.is_set():
-            self.samples.append(
-                {
-                    "t": round(time.monotonic() - start, 1),
-                    "rss_kib": _rss_kib(),
-                    "fds": _fds(),
-                    "tasks": len(asyncio.all_tasks()),
-                    "sockets": len(emu.sessions),
-                    "subscriptions": len(emu.subscriptions),
-                }
-            )
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), 5.0)
+        return send
 
     async def _eventsub_faults(self, emu: EventSubEmulator, pool: tp.PubSubPool) -> None:
         loop = asyncio.get_running_loop()
@@ -440,13 +442,9 @@ class EventSubSoak(Soak):
             else:
                 gone = set()
                 await emu.duplicate_next(self.rng.randint(1, 20))
-            try:
-                await emu.wait_until(
-                    lambda gone=gone: self._eventsub_recovered(emu, pool, gone), 30.0
-                )
-                self.recovery[kind].append(loop.time() - started)
-            except asyncio.TimeoutError:
-                self.unrecovered[kind] += 1
+            await self._recovery(
+                emu, kind, started, lambda gone=gone: self._eventsub_recovered(emu, pool, gone)
+            )
             await emu.fail_next_helix(500, 0)
 
     @staticmethod
