@@ -274,10 +274,6 @@ class Tokens:
         """The cached answer for ``token``, if it was validated."""
         return self._known.get(token or "")
 
-    def tokens(self) -> list[str]:
-        """Every token validated so far."""
-        return list(self._known)
-
     def of_user(self, user_id: str) -> list[str]:
         """The validated tokens of ``user_id``, newest first."""
         return [t for t, info in reversed(self._known.items()) if info.user_id == user_id]

@@ -17,7 +17,6 @@ import collections
 import itertools
 import json
 import logging
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 import aiohttp
@@ -839,10 +838,10 @@ class EventSubWebsocket(NodeBase[_Link]):
         part = self._routes.get(sub_id)
         if part is None:
             return
+        # It serves nothing any more; delete it too, so the account is left clean.
+        self._stale.append((self._token_of(part), sub_id))
         keys = self._keys.pop(part, set())
         topics = [self._wanted[k] for k in keys if k in self._wanted]
-        # It serves nothing any more; delete it too, so the account is left clean.
-        self._stale.append((self._token_of(part) or _any_token(self._wanted, keys), sub_id))
         del self._routes[sub_id]
         self._by_part.pop(part, None)
         for key in keys:
@@ -873,10 +872,6 @@ class EventSubWebsocket(NodeBase[_Link]):
             )
             self._owner.refused(self, topics, topics[0].token, reason)
         self.wake()  # delete what is left of those topics' subscriptions
-
-
-def _any_token(wanted: Mapping[str, Topic], keys: set[str]) -> Optional[str]:
-    return next((wanted[k].token for k in keys if k in wanted), None)
 
 
 def _part_of(frame: dict[str, Any]) -> Optional[Part]:
