@@ -8,12 +8,14 @@ import contextlib
 import logging
 from typing import Any
 
+import aiohttp
 import pytest
 
 import twitchio_pubsub as tp
 from twitchio_pubsub.emulator import EventSubEmulator
 
 from .conftest import Recorder
+from .eventsub_helpers import CLIENT_ID, Client
 from .test_bridge import EVENTS, MOD_SCOPES, B, M, U, bridge_pool
 
 pytestmark = pytest.mark.usefixtures("emu")
@@ -571,3 +573,23 @@ async def test_events_in_flight_on_the_old_socket_are_read_before_it_closes(
         await emu.send_reconnect()
         got = await seen.wait("pubsub_bits", 25)
         assert sorted(c.bits_used for c in got) == list(range(1, 26))
+
+
+async def test_a_stale_subscription_left_by_an_earlier_run_is_replaced(
+    pool: Any, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    # An earlier run of the bot crashed: its session is still open and holds the cheer.
+    emu.add_token("broadcaster", B, scopes=["bits:read"], client_id=CLIENT_ID)
+    async with aiohttp.ClientSession() as http, Client(emu, http) as earlier:
+        sock = await earlier.connect()
+        status, _, body = await earlier.create(
+            "broadcaster", sock.session_id, "channel.cheer", {"broadcaster_user_id": str(B)}
+        )
+        assert status == 202
+        stale = body["data"][0]["id"]
+        await pool.subscribe_topics([tp.bits("broadcaster")[B]])  # 409, delete, create
+        assert stale not in emu.subscriptions
+        [fresh] = emu.enabled()
+        assert fresh["transport"]["session_id"] == pool.nodes[0].session_id
+        await cheers(emu, range(8, 9))
+        assert (await seen.wait("pubsub_bits"))[0].bits_used == 8
