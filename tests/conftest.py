@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,26 @@ FAST = {
     "backoff_cap": 0.5,
     "dedup_window": 1.0,
 }
+
+
+def refused_url(path: str = "") -> str:
+    """A loopback websocket address where nothing listens: connects are refused at once."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"ws://127.0.0.1:{port}{path}"
+
+
+async def close_while_subscribing(pool: Any, subscribing: asyncio.Future[None]) -> None:
+    """Close ``pool`` while ``subscribing`` waits; fail if close() hangs (a lost cancel)."""
+    import twitchio_pubsub as tp
+
+    closing = asyncio.ensure_future(pool.close())
+    done, _ = await asyncio.wait([closing], timeout=5.0)
+    assert done, "close() never finished: a node's cancellation was lost"
+    with pytest.raises(tp.PoolClosed):
+        await subscribing
+    assert pool.nodes == []
 
 
 def make_pool(client: Any, emulator: PubSubEmulator, cls: Any = None, **kw: Any) -> Any:

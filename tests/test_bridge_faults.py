@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from typing import Any
 
 import aiohttp
@@ -14,7 +15,7 @@ import pytest
 import twitchio_pubsub as tp
 from twitchio_pubsub.emulator import EventSubEmulator
 
-from .conftest import Recorder
+from .conftest import Recorder, close_while_subscribing, refused_url
 from .eventsub_helpers import CLIENT_ID, Client
 from .test_bridge import EVENTS, MOD_SCOPES, B, M, U, bridge_pool
 
@@ -548,6 +549,35 @@ async def test_an_unreachable_eventsub_server_is_a_connection_failure(
         assert pool.topics == [] and emu.helix_requests == 0
     finally:
         await pool.close()
+
+
+async def test_close_while_sessions_keep_failing_to_open_always_finishes(
+    client: Any, emu: EventSubEmulator
+) -> None:
+    # The EventSub twin of the PubSub test: a close that lands on a failing connect
+    # must still stop the node (asyncio.wait_for before 3.12 could lose it).
+    users = range(5000, 5010)
+    for user in users:
+        emu.add_token(f"streamer-{user}", user, scopes=["bits:read"])
+    urls = {**emu.urls, "eventsub_url": refused_url("/ws")}
+    for attempt in range(10):
+        pool = tp.PubSubPool(
+            client,
+            transport="eventsub",
+            **urls,
+            backoff_base=0.001,
+            backoff_cap=0.002,
+            rng=random.Random(attempt),
+        )
+        topics = [tp.bits(f"streamer-{user}")[user] for user in users]
+        subscribing = asyncio.ensure_future(pool.subscribe_topics(topics))
+        for _ in range(400):  # the tokens are validated first, then the nodes open
+            if len(pool.nodes) == len(users):
+                break
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.01)
+        assert len(pool.nodes) == len(users)  # one per user, each failing every ~2 ms
+        await close_while_subscribing(pool, subscribing)
 
 
 class BusyOldSocketEmulator(EventSubEmulator):

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
+import random
 from typing import Any
 
 import pytest
@@ -19,7 +19,15 @@ import twitchio_pubsub as tp
 from twitchio_pubsub import protocol
 from twitchio_pubsub.emulator import PubSubEmulator
 
-from .conftest import FAST, Recorder, make_pool, settle, wait_replaced
+from .conftest import (
+    FAST,
+    Recorder,
+    close_while_subscribing,
+    make_pool,
+    refused_url,
+    settle,
+    wait_replaced,
+)
 
 TOKEN = "user-token-abc123"
 
@@ -380,10 +388,7 @@ async def test_mass_reconnect_never_exceeds_pool_size_plus_one(
 async def test_refused_first_connect_fails_after_connect_timeout_naming_the_cause(
     client: Any,
 ) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"ws://127.0.0.1:{port}"
+    url = refused_url()
     pool = tp.PubSubPool(client, **{**FAST, "connect_timeout": 0.5}, endpoint=url)
     loop = asyncio.get_running_loop()
     async with pool:
@@ -537,6 +542,23 @@ async def test_cancelling_close_is_not_swallowed(client: Any, emulator: PubSubEm
         assert closing.cancelled(), f"cancellation swallowed after {turns} turn(s)"
         await pool.close()
         assert pool.nodes == []
+
+
+async def test_close_while_connects_keep_failing_always_finishes(client: Any) -> None:
+    # CI once hung here for 60 s: close() cancelled a node whose connect failed in the
+    # same loop turn, asyncio.wait_for (Python < 3.12) turned the cancellation into
+    # the connect error, and the node went back to its backoff loop for ever.
+    url = refused_url()
+    fast = {**FAST, "backoff_base": 0.001, "backoff_cap": 0.002}
+    for attempt in range(20):
+        pool = tp.PubSubPool(
+            client, **fast, endpoint=url, max_connection_topics=1, rng=random.Random(attempt)
+        )
+        topics = [tp.bits(TOKEN)[channel] for channel in range(1, 11)]
+        subscribing = asyncio.ensure_future(pool.subscribe_topics(topics))
+        await asyncio.sleep(0.01)
+        assert len(pool.nodes) == 10  # ten nodes, each failing to connect every ~2 ms
+        await close_while_subscribing(pool, subscribing)
 
 
 class ClosingHookPool(tp.PubSubPool):

@@ -18,6 +18,7 @@ from twitchio_pubsub.logs import RateLimitedLog
 from twitchio_pubsub.models.base import is_plain_int, to_datetime, to_int
 from twitchio_pubsub.planner import plan
 from twitchio_pubsub.settings import Settings
+from twitchio_pubsub.transport import within
 from twitchio_pubsub.websocket import _describe
 
 # --------------------------------------------------------------------------- planner
@@ -188,6 +189,71 @@ def test_connect_errors_are_described_without_secrets() -> None:
     assert _describe(tls).startswith("TLS error")
     assert _describe(ValueError("bad url")) == "ValueError: bad url"
     assert _describe(aiohttp.ClientError()) == "ClientError"
+
+
+# --------------------------------------------------------------------------- timeouts
+
+
+async def test_within_returns_the_result_in_time() -> None:
+    assert await within(asyncio.sleep(0, "done"), 1.0) == "done"
+
+
+async def test_within_times_out_and_cancels_the_work() -> None:
+    work = asyncio.get_running_loop().create_future()
+    with pytest.raises(asyncio.TimeoutError):
+        await within(work, 0.01)
+    assert work.cancelled()
+
+
+async def test_within_keeps_a_cancel_that_lands_as_the_work_fails() -> None:
+    # asyncio.wait_for before Python 3.12 raises the work's error here instead
+    # (CPython issue 86296): the caller's cancellation is lost.
+    work = asyncio.get_running_loop().create_future()
+    caller = asyncio.ensure_future(within(work, 10.0))
+    await asyncio.sleep(0)
+    work.set_exception(ConnectionRefusedError("refused"))
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert caller.cancelled()
+
+
+async def test_within_keeps_a_cancel_that_lands_as_the_work_succeeds() -> None:
+    # ... and returns the work's result, which nobody will ever use; within() hands
+    # it to ``discard`` (a socket gets closed) and stays cancelled.
+    work = asyncio.get_running_loop().create_future()
+    discarded: list[str] = []
+
+    async def discard(result: str) -> None:
+        discarded.append(result)
+
+    caller = asyncio.ensure_future(within(work, 10.0, discard=discard))
+    await asyncio.sleep(0)
+    work.set_result("an open socket")
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert discarded == ["an open socket"]
+
+
+async def test_within_discards_a_result_that_arrives_while_timing_out() -> None:
+    started = asyncio.Event()
+    discarded: list[str] = []
+
+    async def stubborn() -> str:
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0)  # finishes its step anyway, with a result
+        return "late socket"
+
+    async def discard(result: str) -> None:
+        discarded.append(result)
+
+    with pytest.raises(asyncio.TimeoutError):
+        await within(stubborn(), 0.01, discard=discard)
+    assert started.is_set() and discarded == ["late socket"]
 
 
 # --------------------------------------------------------------------------- model numbers

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Optional, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Optional, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import aiohttp
@@ -31,7 +31,10 @@ __all__ = (
     "Node",
     "NodeOwner",
     "wait_finished",
+    "within",
 )
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -121,3 +124,44 @@ async def wait_finished(task: asyncio.Future[None]) -> None:
         await asyncio.wait((task,))
     if not task.cancelled() and task.exception() is not None:
         log.error("task %r failed", task, exc_info=task.exception())
+
+
+async def within(
+    work: Awaitable[T],
+    timeout: float,
+    *,
+    discard: Optional[Callable[[T], Awaitable[object]]] = None,
+) -> T:
+    """Await ``work`` for at most ``timeout`` seconds; :class:`asyncio.TimeoutError` after.
+
+    What :func:`asyncio.wait_for` should be: before Python 3.12 it could lose the
+    caller's cancellation when ``work`` finished in the same loop turn (it returned the
+    result or raised the work's error instead), which left a closing node reconnecting
+    for ever. Here a cancelled caller always ends cancelled. ``work`` is cancelled and
+    waited for on a timeout or a cancel; a result it produced anyway goes to
+    ``discard`` (to close a socket nobody will use).
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        done, _ = await asyncio.wait((task,), timeout=timeout)
+    except asyncio.CancelledError:
+        await _abandon(task, discard)
+        raise
+    if not done:
+        await _abandon(task, discard)
+        raise asyncio.TimeoutError
+    return task.result()
+
+
+async def _abandon(
+    task: asyncio.Future[T], discard: Optional[Callable[[T], Awaitable[object]]]
+) -> None:
+    """Cancel ``task``, wait for it, and hand a result it still produced to ``discard``."""
+    task.cancel()
+    try:
+        await asyncio.wait((task,))
+    finally:
+        if task.done() and not task.cancelled():
+            error = task.exception()  # retrieved: asyncio would log it as never retrieved
+            if error is None and discard is not None:
+                await discard(task.result())

@@ -28,7 +28,7 @@ from .models.base import PubSubErrorEvent
 from .node_base import NodeBase
 from .settings import Settings
 from .topics import Topic
-from .transport import NodeOwner, wait_finished
+from .transport import NodeOwner, wait_finished, within
 
 if TYPE_CHECKING:
     from twitchio import Client
@@ -132,7 +132,7 @@ class _Link:
             task.cancel()
         if not self.ws.closed:
             with contextlib.suppress(asyncio.TimeoutError, aiohttp.ClientError, OSError):
-                await asyncio.wait_for(self.ws.close(), 2.0)
+                await within(self.ws.close(), 2.0)
         for task in tasks:
             await wait_finished(task)
 
@@ -381,7 +381,11 @@ class PubSubWebsocket(NodeBase[_Link]):
             connecting = session.ws_connect(
                 self.endpoint, autoping=True, max_msg_size=size, timeout=2.0
             )  # type: ignore[call-overload]
-        ws = await asyncio.wait_for(connecting, self._settings.connect_timeout)
+        ws = await within(
+            connecting,
+            self._settings.connect_timeout,
+            discard=aiohttp.ClientWebSocketResponse.close,
+        )
         link = _Link(ws, next(self._link_ids))
         link.reader = loop.create_task(
             self._read(link), name=f"pubsub-node-{self.id}-reader-{link.id}"
@@ -589,7 +593,7 @@ class PubSubWebsocket(NodeBase[_Link]):
             except (ConnectionError, RuntimeError) as exc:
                 raise _LinkLost("connection lost") from exc
             try:
-                response = await asyncio.wait_for(future, self._settings.listen_timeout)
+                response = await within(future, self._settings.listen_timeout)
             except asyncio.TimeoutError:
                 log.warning(
                     "node %d: no answer to %s within %.1f s",
@@ -757,7 +761,7 @@ class PubSubWebsocket(NodeBase[_Link]):
             sent = loop.time()
             try:
                 await link.ws.send_str(protocol.build_ping())
-                await asyncio.wait_for(link.pong.wait(), settings.pong_timeout)
+                await within(link.pong.wait(), settings.pong_timeout)
             except asyncio.TimeoutError:
                 log.warning("node %d: no PONG within %.1f s", self.id, settings.pong_timeout)
                 return

@@ -17,6 +17,8 @@ from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 
+from ..transport import within
+
 __all__ = ("Connection", "EmulatorServer")
 
 log = logging.getLogger("twitchio_pubsub.emulator")
@@ -239,7 +241,7 @@ class EmulatorServer(Generic[C]):
                 raise asyncio.TimeoutError("the emulator's state did not change as expected")
             self._changed.clear()
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.25))
+                await within(self._changed.wait(), min(remaining, 0.25))
 
     # ------------------------------------------------------------------ connections
 

@@ -29,7 +29,7 @@ from ..models.base import PubSubErrorEvent
 from ..node_base import NodeBase
 from ..settings import Settings
 from ..topics import Topic
-from ..transport import NodeOwner, wait_finished
+from ..transport import NodeOwner, wait_finished, within
 from .helix import Helix, HelixError, Tokens
 from .mapping import Part, subscriptions_for, token_problem, translate
 
@@ -381,9 +381,10 @@ class EventSubWebsocket(NodeBase[_Link]):
         loop = asyncio.get_running_loop()
         session = self._owner.session()
         limit = self._settings.connect_timeout
-        ws = await asyncio.wait_for(
+        ws = await within(
             session.ws_connect(url, autoping=True, max_msg_size=self._settings.max_message_size),
             limit,
+            discard=aiohttp.ClientWebSocketResponse.close,
         )
         link = _Link(ws, next(self._link_ids), loop.time())
         try:
@@ -733,7 +734,7 @@ class EventSubWebsocket(NodeBase[_Link]):
         stale, self._stale = self._stale, []
         if stale:
             try:
-                await asyncio.wait_for(self._delete_stale(stale), self._settings.listen_timeout)
+                await within(self._delete_stale(stale), self._settings.listen_timeout)
             except asyncio.TimeoutError:
                 log.warning("node %d: deleting subscriptions on close timed out", self.id)
 
