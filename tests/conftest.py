@@ -123,6 +123,38 @@ FAST = {
 }
 
 
+class LoopWatch:
+    """Measures the longest time the event loop went without running this ticker.
+
+    ``tick=0`` runs the ticker on every loop turn: ``most_tasks`` then sees the tasks one
+    turn created before any of them ran (a reader that never yields creates thousands).
+    """
+
+    def __init__(self, tick: float = 0.005) -> None:
+        self.tick = tick
+        self.longest = 0.0
+        self.most_tasks = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(self.tick)
+            now = loop.time()
+            self.longest = max(self.longest, now - last)
+            self.most_tasks = max(self.most_tasks, len(asyncio.all_tasks()))
+            last = now
+
+    def __enter__(self) -> LoopWatch:
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+
+
 def refused_url(path: str = "") -> str:
     """A loopback websocket address where nothing listens: connects are refused at once."""
     with socket.socket() as probe:

@@ -21,6 +21,7 @@ from twitchio_pubsub.emulator import PubSubEmulator
 
 from .conftest import (
     FAST,
+    LoopWatch,
     Recorder,
     close_while_subscribing,
     make_pool,
@@ -30,33 +31,6 @@ from .conftest import (
 )
 
 TOKEN = "user-token-abc123"
-
-
-class LoopWatch:
-    """Measures the longest time the event loop went without running this ticker."""
-
-    def __init__(self) -> None:
-        self.longest = 0.0
-        self.most_tasks = 0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _tick(self) -> None:
-        loop = asyncio.get_running_loop()
-        last = loop.time()
-        while True:
-            await asyncio.sleep(0.005)
-            now = loop.time()
-            self.longest = max(self.longest, now - last)
-            self.most_tasks = max(self.most_tasks, len(asyncio.all_tasks()))
-            last = now
-
-    def __enter__(self) -> LoopWatch:
-        self._task = asyncio.get_running_loop().create_task(self._tick())
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
 
 
 # --------------------------------------------------------------------------- freezing
@@ -472,7 +446,7 @@ async def test_invalid_frame_flood_yields_and_logs_sparingly(
     async with make_pool(client, emulator) as pool:
         await pool.subscribe_topics([tp.bits(TOKEN)[1]])
         conn = emulator.connections[0]
-        with LoopWatch() as watch:
+        with LoopWatch(tick=0) as watch:
             for i in range(flood):
                 await conn.ws.send_str(f'{{"type":"NOISE","n":{i}}}')
             await emulator.trigger("bits", 1)
