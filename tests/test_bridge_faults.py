@@ -15,7 +15,7 @@ import pytest
 import twitchio_pubsub as tp
 from twitchio_pubsub.emulator import EventSubEmulator
 
-from .conftest import Recorder, close_while_subscribing, refused_url
+from .conftest import LoopWatch, Recorder, close_while_subscribing, refused_url
 from .eventsub_helpers import CLIENT_ID, Client
 from .test_bridge import EVENTS, MOD_SCOPES, B, M, U, bridge_pool
 
@@ -578,6 +578,80 @@ async def test_close_while_sessions_keep_failing_to_open_always_finishes(
         await asyncio.sleep(0.01)
         assert len(pool.nodes) == len(users)  # one per user, each failing every ~2 ms
         await close_while_subscribing(pool, subscribing)
+
+
+# ---------------------------------------------------------------- bad frames
+
+BAD_FRAMES = [
+    ("not json", "not an EventSub message"),
+    ('{"metadata": {}}', "not an EventSub message"),
+    (
+        '{"metadata": {"message_type": "notification"}, "payload": {}}',
+        "notification without message_id or subscription",
+    ),
+    (
+        '{"metadata": {"message_type": "session_reconnect"}, "payload": {"session": {}}}',
+        "session_reconnect without a URL",
+    ),
+]
+
+
+async def test_bad_frames_are_reported_and_the_session_goes_on(
+    pool: Any, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+    [node] = pool.nodes
+    first = node.session_id
+    [session] = emu.sessions
+    for text, _ in BAD_FRAMES:
+        await session.ws.send_str(text)
+    await session.ws.send_bytes(b"\x00\x01")
+    await cheers(emu, range(1, 3))
+    errors = await seen.wait("pubsub_error", len(BAD_FRAMES) + 1)
+    assert [e.reason for e in errors] == [
+        *(f"invalid frame: {why}" for _, why in BAD_FRAMES),
+        "unexpected binary frame",
+    ]
+    assert [e.raw for e in errors] == [*(text for text, _ in BAD_FRAMES), None]
+    assert {e.type for e in errors} == {"INVALID_FRAME"}
+    got = await seen.wait("pubsub_bits", 2)
+    assert [c.bits_used for c in got] == [1, 2]
+    assert node.session_id == first and node.connected
+
+
+async def test_a_flood_of_bad_frames_yields_to_the_loop(
+    pool: Any, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    # As on PubSub: the reader yields every 64 frames whatever they are, so the
+    # handlers' tasks never pile up by the thousand.
+    flood = 3000
+    await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+    [session] = emu.sessions
+    with LoopWatch(tick=0) as watch:
+        for i in range(flood):
+            await session.ws.send_str(f'{{"noise": {i}}}')
+        await cheers(emu, range(1, 2))
+        await seen.wait("pubsub_bits", timeout=10)
+        await seen.wait("pubsub_error", flood, timeout=10)
+    assert watch.most_tasks < 600
+
+
+async def test_a_frame_over_max_message_size_is_an_error_and_a_new_session(
+    client: Any, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    pool = bridge_pool(client, emu, max_message_size=64 * 1024)
+    try:
+        await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+        [node] = pool.nodes
+        first = node.session_id
+        await emu.sessions[0].ws.send_str("x" * (100 * 1024))
+        [error] = await seen.wait("pubsub_error")
+        assert "too large" in error.reason and error.type == "INVALID_FRAME"
+        await new_session(emu, first, 1)
+        await cheers(emu, range(1, 2))
+        await seen.wait("pubsub_bits")
+    finally:
+        await pool.close()
 
 
 class BusyOldSocketEmulator(EventSubEmulator):

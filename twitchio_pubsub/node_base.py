@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 from collections.abc import Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Optional, Protocol, TypeVar
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Generic, Optional, Protocol, TypeVar
 import aiohttp
 
 from .errors import ConnectionFailure
+from .logs import RateLimitedLog
+from .models.base import PubSubErrorEvent
 from .settings import Settings
 from .topics import Topic
 from .transport import NodeOwner, wait_finished
@@ -31,11 +34,18 @@ if TYPE_CHECKING:
 
 __all__ = ("NodeBase",)
 
+log = logging.getLogger(__name__)
+
+#: Frames a reader handles before it yields to the event loop, whatever they are.
+READ_BATCH = 64
+_CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED)
+
 #: A reconcile pass's failed removals: ``(keys, error)``.
 Errors = list[tuple[list[str], str]]
 
 
 class _LinkLike(Protocol):
+    id: int
     ws: aiohttp.ClientWebSocketResponse
     signal: asyncio.Event
 
@@ -46,11 +56,13 @@ L = TypeVar("L", bound=_LinkLike)
 class NodeBase(Generic[L]):
     """The transport-independent half of a node (not used on its own).
 
-    A subclass sets :attr:`_ids` and :attr:`_task_prefix`, and implements
-    ``_supervise()``, the coroutine of its supervisor task.
+    A subclass sets :attr:`_ids`, :attr:`_task_prefix` and ``_noise`` (its rate-limited
+    log), and implements ``_supervise()``, the coroutine of its supervisor task, and
+    ``_on_text()``, which handles one text frame of its protocol.
     """
 
     _ids: itertools.count[int]
+    _noise: RateLimitedLog
     _task_prefix = "node"
 
     def __init__(
@@ -88,6 +100,71 @@ class NodeBase(Generic[L]):
     def describe_failure(self) -> str:
         """Why the node has no connection, for :class:`ConnectionFailure` messages."""
         raise NotImplementedError
+
+    def _on_text(self, link: L, data: str) -> None:
+        """Handle one text frame read from ``link``."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ reading
+
+    async def _read(self, link: L) -> None:
+        """A socket's reader task: each text frame to ``_on_text`` until the socket ends.
+
+        ``receive()`` does not yield while frames are buffered, so the reader yields every
+        :data:`READ_BATCH` frames, whatever they are: no burst can pile up the handlers'
+        tasks or hold the loop. When the socket ends, the link's signal tells the
+        supervisor.
+        """
+        ws = link.ws
+        on_text = self._on_text
+        text_type = aiohttp.WSMsgType.TEXT
+        batch = READ_BATCH
+        try:
+            while True:
+                msg = await ws.receive()
+                batch -= 1
+                if not batch:
+                    batch = READ_BATCH
+                    await asyncio.sleep(0)
+                if msg.type is text_type:
+                    on_text(link, msg.data)
+                elif msg.type in _CLOSED:
+                    log.debug("node %d: socket %d closed (%s)", self.id, link.id, ws.close_code)
+                    return
+                elif msg.type is aiohttp.WSMsgType.ERROR:
+                    self._read_error(link, msg.data)
+                    return
+                elif msg.type is aiohttp.WSMsgType.BINARY:
+                    self._noise.log(
+                        logging.WARNING,
+                        "binary",
+                        "node %d: ignored a binary frame (%d bytes)",
+                        self.id,
+                        len(msg.data),
+                    )
+                    self._dispatch.error(
+                        PubSubErrorEvent("unexpected binary frame", type="INVALID_FRAME")
+                    )
+                # PING/PONG control frames are answered by aiohttp itself.
+        finally:
+            link.signal.set()
+
+    def _read_error(self, link: L, error: object) -> None:
+        if isinstance(error, aiohttp.WebSocketError) and error.code == 1009:
+            limit = self._settings.max_message_size
+            log.warning(
+                "node %d: a frame was larger than max_message_size (%d bytes); reconnecting",
+                self.id,
+                limit,
+            )
+            self._dispatch.error(
+                PubSubErrorEvent(
+                    f"frame too large (over max_message_size={limit} bytes)",
+                    type="INVALID_FRAME",
+                )
+            )
+        else:
+            log.warning("node %d: socket %d error: %s", self.id, link.id, error)
 
     # ------------------------------------------------------------------ public state
 

@@ -41,8 +41,6 @@ log = logging.getLogger(__name__)
 
 _HAS_WS_TIMEOUT = hasattr(aiohttp, "ClientWSTimeout")  # aiohttp >= 3.10
 _node_ids = itertools.count(1)
-#: Frames handled before the reader yields to the event loop, whatever they are.
-_READ_BATCH = 64
 #: Why a socket is replaced, when it may stay open until the new one is listening.
 _RECONNECT = "the server asked to reconnect"
 _NO_PONG = "no PONG within the timeout"
@@ -623,82 +621,21 @@ class PubSubWebsocket(NodeBase[_Link]):
 
     # ------------------------------------------------------------------ reading
 
-    async def _read(self, link: _Link) -> None:
-        try:
-            await self._read_frames(link)
-        finally:
-            link.signal.set()
-
-    async def _read_frames(self, link: _Link) -> None:
-        ws = link.ws
-        parse = protocol.parse_server_frame
-        message_cls = protocol.Message
-        dispatch_message = self._dispatch.message
-        wanted = self._wanted
-        dedup = self._dedup
-        text_type = aiohttp.WSMsgType.TEXT
-        loop = asyncio.get_running_loop()
-        batch = _READ_BATCH
-        while True:
-            msg = await ws.receive()
-            batch -= 1
-            if not batch:
-                # receive() does not yield while frames are buffered: let this batch's
-                # handlers run before reading on, so no burst of any kind of frame can
-                # pile up tasks and memory or hold the loop.
-                batch = _READ_BATCH
-                await asyncio.sleep(0)
-            if msg.type is text_type:
-                frame = parse(msg.data)
-                if type(frame) is message_cls:
-                    topic = frame.topic
-                    if topic not in wanted:
-                        log.debug("node %d: dropped a message for unwanted %s", self.id, topic)
-                        continue
-                    if dedup.active and dedup.duplicate(link.id, topic, frame.message, loop.time()):
-                        continue
-                    dispatch_message(topic, frame.message)
-                else:
-                    self._handle_control(link, frame)
-            elif msg.type in (
-                aiohttp.WSMsgType.CLOSE,
-                aiohttp.WSMsgType.CLOSING,
-                aiohttp.WSMsgType.CLOSED,
+    def _on_text(self, link: _Link, data: str) -> None:
+        frame = protocol.parse_server_frame(data)
+        if type(frame) is protocol.Message:
+            topic = frame.topic
+            if topic not in self._wanted:
+                log.debug("node %d: dropped a message for unwanted %s", self.id, topic)
+                return
+            dedup = self._dedup
+            if dedup.active and dedup.duplicate(
+                link.id, topic, frame.message, asyncio.get_running_loop().time()
             ):
-                log.debug("node %d: socket %d closed (%s)", self.id, link.id, ws.close_code)
                 return
-            elif msg.type is aiohttp.WSMsgType.ERROR:
-                self._read_error(link, msg.data)
-                return
-            elif msg.type is aiohttp.WSMsgType.BINARY:
-                self._noise.log(
-                    logging.WARNING,
-                    "binary",
-                    "node %d: ignored a binary frame (%d bytes)",
-                    self.id,
-                    len(msg.data),
-                )
-                self._dispatch.error(
-                    PubSubErrorEvent("unexpected binary frame", type="INVALID_FRAME")
-                )
-            # PING/PONG control frames are answered by aiohttp itself.
-
-    def _read_error(self, link: _Link, error: object) -> None:
-        if isinstance(error, aiohttp.WebSocketError) and error.code == 1009:
-            limit = self._settings.max_message_size
-            log.warning(
-                "node %d: a frame was larger than max_message_size (%d bytes); reconnecting",
-                self.id,
-                limit,
-            )
-            self._dispatch.error(
-                PubSubErrorEvent(
-                    f"frame too large (over max_message_size={limit} bytes)",
-                    type="INVALID_FRAME",
-                )
-            )
+            self._dispatch.message(topic, frame.message)
         else:
-            log.warning("node %d: socket %d error: %s", self.id, link.id, error)
+            self._handle_control(link, frame)
 
     def _handle_control(self, link: _Link, frame: protocol.ServerFrame) -> None:
         if isinstance(frame, protocol.Response):

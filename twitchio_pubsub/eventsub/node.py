@@ -740,48 +740,26 @@ class EventSubWebsocket(NodeBase[_Link]):
 
     # ------------------------------------------------------------------ reading
 
-    async def _read(self, link: _Link) -> None:
+    def _on_text(self, link: _Link, data: str) -> None:
+        link.last_seen = asyncio.get_running_loop().time()
         try:
-            await self._read_frames(link)
-        finally:
-            link.signal.set()
-
-    async def _read_frames(self, link: _Link) -> None:
-        ws = link.ws
-        loop = asyncio.get_running_loop()
-        text_type = aiohttp.WSMsgType.TEXT
-        while True:
-            msg = await ws.receive()
-            link.last_seen = loop.time()
-            if msg.type is text_type:
-                try:
-                    frame = json.loads(msg.data)
-                    kind = frame["metadata"]["message_type"]
-                except (ValueError, KeyError, TypeError):
-                    self._bad_frame(msg.data, "not an EventSub message")
-                    continue
-                if kind == "notification":
-                    self._notification(frame, msg.data)
-                elif kind == "session_reconnect":
-                    try:
-                        link.reconnect_url = str(frame["payload"]["session"]["reconnect_url"])
-                    except (KeyError, TypeError):
-                        self._bad_frame(msg.data, "session_reconnect without a URL")
-                        continue
-                    link.signal.set()
-                elif kind == "revocation":
-                    self._revocation(frame, msg.data)
-                # session_keepalive: last_seen is all it is for.
-            elif msg.type in (
-                aiohttp.WSMsgType.CLOSE,
-                aiohttp.WSMsgType.CLOSING,
-                aiohttp.WSMsgType.CLOSED,
-                aiohttp.WSMsgType.ERROR,
-            ):
-                log.debug("node %d: socket %d closed (%s)", self.id, link.id, ws.close_code)
+            frame = json.loads(data)
+            kind = frame["metadata"]["message_type"]
+        except (ValueError, KeyError, TypeError):
+            self._bad_frame(data, "not an EventSub message")
+            return
+        if kind == "notification":
+            self._notification(frame, data)
+        elif kind == "session_reconnect":
+            try:
+                link.reconnect_url = str(frame["payload"]["session"]["reconnect_url"])
+            except (KeyError, TypeError):
+                self._bad_frame(data, "session_reconnect without a URL")
                 return
-            elif msg.type is aiohttp.WSMsgType.BINARY:
-                self._bad_frame(None, "unexpected binary frame")
+            link.signal.set()
+        elif kind == "revocation":
+            self._revocation(frame, data)
+        # session_keepalive: last_seen is all it is for.
 
     def _bad_frame(self, raw: Optional[str], reason: str) -> None:
         self._noise.log(logging.WARNING, reason, "node %d: ignored a frame: %s", self.id, reason)
