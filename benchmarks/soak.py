@@ -125,7 +125,7 @@ class Soak:
                 self._sample(stop, lambda: {"sockets": len(emu.connections)})
             )
             try:
-                await self._faults(emu, pool)
+                await self._pubsub_faults(emu, pool)
             finally:
                 stop.set()
                 await publisher
@@ -199,16 +199,31 @@ class Soak:
         except asyncio.TimeoutError:
             self.unrecovered[kind] += 1
 
-    async def _faults(self, emu: PubSubEmulator, pool: tp.PubSubPool) -> None:
+    async def _faults(
+        self,
+        emu: Any,
+        kinds: tuple[str, ...],
+        targets: Callable[[], list[Any]],
+        fire: Callable[[str, Any], Awaitable[set[Any]]],
+        recovered: Callable[[set[Any]], bool],
+        reset: Callable[[], Awaitable[object]],
+    ) -> None:
+        """Fire a random fault every 0.3-1.5 s and time the recovery from each.
+
+        ``targets()`` gives the ids of the live sockets or sessions. The faults both
+        emulators have (reconnect, drop, refuse) are fired here; ``fire`` fires the
+        others and returns the ids that must be gone before ``recovered(gone)`` can hold.
+        ``reset()`` disarms a fault left waiting for requests.
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.seconds
         while loop.time() < deadline:
             await asyncio.sleep(self.rng.uniform(0.3, 1.5))
-            kind = self.rng.choice(FAULTS)
-            conns = emu.connections
-            if not conns:
+            kind = self.rng.choice(kinds)
+            live = targets()
+            if not live:
                 continue
-            target = self.rng.choice(conns).id
+            target = self.rng.choice(live)
             # The sockets that must have been replaced before the pool counts as recovered.
             gone = {target}
             started = loop.time()
@@ -216,28 +231,42 @@ class Soak:
             if kind == "reconnect":
                 everyone = self.rng.random() < 0.3
                 if everyone:
-                    gone = {c.id for c in conns}
+                    gone = set(live)
                 await emu.send_reconnect(None if everyone else target)
             elif kind == "drop":
                 await emu.drop(target)
-            elif kind == "close":
-                await emu.close_connection(target)
-            elif kind == "silence":
-                await emu.silence(target)
             elif kind == "refuse":
                 await emu.refuse_connections(self.rng.uniform(0.5, 3.0))
                 await emu.drop(target)
+            else:
+                gone = await fire(kind, target)
+            await self._recovery(emu, kind, started, lambda gone=gone: recovered(gone))
+            await reset()
+
+    def _pubsub_faults(self, emu: PubSubEmulator, pool: tp.PubSubPool) -> Awaitable[None]:
+        async def fire(kind: str, target: int) -> set[int]:
+            if kind == "close":
+                await emu.close_connection(target)
+            elif kind == "silence":
+                await emu.silence(target)
             elif kind == "revoke":
+                conns = emu.connections
                 tokens = sorted({tok for c in conns for tok in c.topics.values() if tok})
-                gone = set()
                 await emu.revoke_token(self.rng.choice(tokens))
+                return set()
             else:
                 await emu.fail_next_listens("ERR_SERVER", self.rng.randint(1, 3))
                 await emu.drop(target)
-            await self._recovery(
-                emu, kind, started, lambda gone=gone: self._recovered(emu, pool, gone)
-            )
-            await emu.fail_next_listens("ERR_SERVER", 0)
+            return {target}
+
+        return self._faults(
+            emu,
+            FAULTS,
+            lambda: [c.id for c in emu.connections],
+            fire,
+            lambda gone: self._recovered(emu, pool, gone),
+            lambda: emu.fail_next_listens("ERR_SERVER", 0),
+        )
 
     @staticmethod
     def _recovered(emu: PubSubEmulator, pool: tp.PubSubPool, gone: set[int]) -> bool:
@@ -402,50 +431,35 @@ class EventSubSoak(Soak):
 
         return send
 
-    async def _eventsub_faults(self, emu: EventSubEmulator, pool: tp.PubSubPool) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.seconds
-        while loop.time() < deadline:
-            await asyncio.sleep(self.rng.uniform(0.3, 1.5))
-            kind = self.rng.choice(EVENTSUB_FAULTS)
-            sessions = [s for s in emu.sessions if s.status == "connected"]
-            if not sessions:
-                continue
-            target = self.rng.choice(sessions).session_id
-            gone = {target}
-            started = loop.time()
-            self.faults.append((started, kind))
-            if kind == "reconnect":
-                everyone = self.rng.random() < 0.3
-                if everyone:
-                    gone = {s.session_id for s in sessions}
-                await emu.send_reconnect(None if everyone else target)
-            elif kind == "drop":
-                await emu.drop(target)
-            elif kind == "close":
+    def _eventsub_faults(self, emu: EventSubEmulator, pool: tp.PubSubPool) -> Awaitable[None]:
+        async def fire(kind: str, target: str) -> set[str]:
+            if kind == "close":
                 await emu.close_session(target, self.rng.choice(range(4000, 4008)))
             elif kind == "keepalive":
                 # Events keep flowing on it, so the session is alive and must be kept:
                 # keepalives only matter when a session is idle (the tests cover that).
-                gone = set()
                 await emu.stop_keepalives(target)
-            elif kind == "refuse":
-                await emu.refuse_connections(self.rng.uniform(0.5, 3.0))
-                await emu.drop(target)
+                return set()
             elif kind == "revoke":
                 tokens = sorted({sub["_token"] for sub in emu.enabled()})
-                gone = set()
                 await emu.revoke(token=self.rng.choice(tokens))
+                return set()
             elif kind == "helix_5xx":
                 await emu.fail_next_helix(self.rng.choice((500, 503)), self.rng.randint(1, 2))
                 await emu.drop(target)
             else:
-                gone = set()
                 await emu.duplicate_next(self.rng.randint(1, 20))
-            await self._recovery(
-                emu, kind, started, lambda gone=gone: self._eventsub_recovered(emu, pool, gone)
-            )
-            await emu.fail_next_helix(500, 0)
+                return set()
+            return {target}
+
+        return self._faults(
+            emu,
+            EVENTSUB_FAULTS,
+            lambda: [s.session_id for s in emu.sessions if s.status == "connected"],
+            fire,
+            lambda gone: self._eventsub_recovered(emu, pool, gone),
+            lambda: emu.fail_next_helix(500, 0),
+        )
 
     @staticmethod
     def _eventsub_recovered(emu: EventSubEmulator, pool: tp.PubSubPool, gone: set[str]) -> bool:
