@@ -53,6 +53,26 @@ class _LinkLike(Protocol):
 L = TypeVar("L", bound=_LinkLike)
 
 
+async def until_signal(
+    link: _LinkLike,
+    *,
+    also: Optional[asyncio.Future[Any]] = None,
+    timeout: Optional[float] = None,
+) -> None:
+    """Wait until the socket's signal is set, ``also`` is done, or ``timeout`` passes.
+
+    ``also`` is not cancelled when this returns or is cancelled: its owner decides. Built
+    on :func:`asyncio.wait`, so a cancellation of the caller is never lost.
+    """
+    link.signal.clear()
+    watch = asyncio.ensure_future(link.signal.wait())
+    waits: set[asyncio.Future[Any]] = {watch} if also is None else {watch, also}
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+
+
 class NodeBase(Generic[L]):
     """The transport-independent half of a node (not used on its own).
 

@@ -25,7 +25,7 @@ from .dedup import Deduplicator
 from .errors import ConnectionFailure
 from .logs import RateLimitedLog
 from .models.base import PubSubErrorEvent
-from .node_base import NodeBase
+from .node_base import NodeBase, until_signal
 from .settings import Settings
 from .topics import Topic
 from .transport import NodeOwner, wait_finished, within
@@ -417,7 +417,7 @@ class PubSubWebsocket(NodeBase[_Link]):
         taken = False
         try:
             while not acquiring.done() and link.alive:
-                await _until_signal(link, acquiring)
+                await until_signal(link, also=acquiring)
             taken = acquiring.done() and link.alive
             return taken
         finally:
@@ -462,7 +462,7 @@ class PubSubWebsocket(NodeBase[_Link]):
         before = frozenset(self._wanted)
         hook = self._owner.reconnected(self)
         while not hook.done():
-            await _until_signal(link, hook)
+            await until_signal(link, also=hook)
             if not link.alive:
                 raise _LinkLost("connection lost during reconnect_hook")
             if self._wake_pending:
@@ -705,19 +705,6 @@ class PubSubWebsocket(NodeBase[_Link]):
             except (ConnectionError, RuntimeError):
                 return
             self._latency = loop.time() - sent
-
-
-async def _until_signal(link: _Link, future: asyncio.Future[Any]) -> None:
-    """Wait until ``future`` is done or the socket's signal is set (whichever is first).
-
-    ``future`` is not cancelled when this returns or is cancelled: its owner decides.
-    """
-    link.signal.clear()
-    watch = asyncio.ensure_future(link.signal.wait())
-    try:
-        await asyncio.wait((future, watch), return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        watch.cancel()
 
 
 def by_token(topics: Iterable[Topic]) -> dict[Optional[str], list[Topic]]:

@@ -26,7 +26,7 @@ from ..backoff import Backoff
 from ..errors import ConnectionFailure
 from ..logs import RateLimitedLog
 from ..models.base import PubSubErrorEvent
-from ..node_base import NodeBase
+from ..node_base import NodeBase, until_signal
 from ..settings import Settings
 from ..topics import Topic
 from ..transport import NodeOwner, wait_finished, within
@@ -449,14 +449,7 @@ class EventSubWebsocket(NodeBase[_Link]):
                 except _LinkLost as exc:
                     return f"subscribing failed ({exc})"
                 continue
-            link.signal.clear()
-            # asyncio.wait, not wait_for: wait_for can lose a cancellation that arrives
-            # as the signal is set (Python 3.11), and close() would then hang.
-            watch = asyncio.ensure_future(link.signal.wait())
-            try:
-                await asyncio.wait((watch,), timeout=limit - silent_for + 0.01)
-            finally:
-                watch.cancel()
+            await until_signal(link, timeout=limit - silent_for + 0.01)
 
     async def _hand_over(self, old: _Link, url: str) -> bool:
         """Follow ``session_reconnect``: the new socket first, then close the old one.
@@ -490,12 +483,7 @@ class EventSubWebsocket(NodeBase[_Link]):
     async def _run_reconnect_hook(self, link: _Link) -> None:
         hook = self._owner.reconnected(self)
         while not hook.done():
-            link.signal.clear()
-            watch = asyncio.ensure_future(link.signal.wait())
-            try:
-                await asyncio.wait((hook, watch), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                watch.cancel()
+            await until_signal(link, also=hook)
             if not link.alive:
                 raise _LinkLost("connection lost during reconnect_hook")
 
