@@ -83,6 +83,8 @@ class NodeBase(Generic[L]):
 
     _ids: itertools.count[int]
     _noise: RateLimitedLog
+    #: What a backoff waits for, in the log line.
+    _retry = "reconnecting"
     _task_prefix = "node"
 
     def __init__(
@@ -124,6 +126,12 @@ class NodeBase(Generic[L]):
     def _on_text(self, link: L, data: str) -> None:
         """Handle one text frame read from ``link``."""
         raise NotImplementedError
+
+    async def _sleep(self, delay: float, why: str) -> None:
+        """Back off ``delay`` seconds after ``why``, telling the log and the bot."""
+        log.info("node %d: %s; %s in %.2f s", self.id, why, self._retry, delay)
+        self._dispatch.event("pubsub_reconnecting", self, delay)
+        await asyncio.sleep(delay)
 
     # ------------------------------------------------------------------ reading
 

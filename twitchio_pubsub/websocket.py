@@ -359,11 +359,6 @@ class PubSubWebsocket(NodeBase[_Link]):
             if old is not None:
                 self._owner.handover_slot().release()
 
-    async def _sleep(self, delay: float, why: str) -> None:
-        log.info("node %d: %s; reconnecting in %.2f s", self.id, why, delay)
-        self._dispatch.event("pubsub_reconnecting", self, delay)
-        await asyncio.sleep(delay)
-
     async def _open(self) -> _Link:
         loop = asyncio.get_running_loop()
         session = self._owner.session()

@@ -167,6 +167,7 @@ class EventSubWebsocket(NodeBase[_Link]):
     ENDPOINT = "wss://eventsub.wss.twitch.tv/ws"
     _ids = _node_ids
     _task_prefix = "eventsub-node"
+    _retry = "new session"
 
     def __init__(
         self,
@@ -370,11 +371,6 @@ class EventSubWebsocket(NodeBase[_Link]):
         return next((self._held[k].token for k in keys if k in self._held), None) or next(
             (self._wanted[k].token for k in keys if k in self._wanted), None
         )
-
-    async def _sleep(self, delay: float, why: str) -> None:
-        log.info("node %d: %s; new session in %.2f s", self.id, why, delay)
-        self._dispatch.event("pubsub_reconnecting", self, delay)
-        await asyncio.sleep(delay)
 
     async def _open(self, url: str) -> _Link:
         """Open a socket and read its welcome."""
