@@ -73,6 +73,25 @@ def _count(text: str) -> int:
     return value
 
 
+def _add_server(trigger: argparse.ArgumentParser, port: int) -> None:
+    url = f"http://127.0.0.1:{port}"
+    trigger.add_argument(
+        "--server", default=url, type=_server_url, help=f"the emulator's base URL ({url})"
+    )
+
+
+def _add_overrides(trigger: argparse.ArgumentParser, what: str) -> None:
+    trigger.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help=f"{what}; VALUE is JSON if it parses, else a string",
+    )
+
+
 def _build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .emulator.payloads import ALIASES, KINDS
@@ -110,24 +129,11 @@ def _build_parser() -> argparse.ArgumentParser:
     trigger.add_argument(
         "--user", help="second id of two-id topics (moderator/chatter); default: any listener"
     )
-    trigger.add_argument(
-        "--server",
-        default="http://127.0.0.1:8765",
-        type=_server_url,
-        help="the emulator's base URL (http://127.0.0.1:8765)",
-    )
+    _add_server(trigger, 8765)
     trigger.add_argument(
         "--count", type=_count, default=1, metavar="N", help="send N events (1 to 1000)"
     )
-    trigger.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        type=_key_value,
-        metavar="KEY=VALUE",
-        help="override a payload field; VALUE is JSON if it parses, else a string",
-    )
+    _add_overrides(trigger, "override a payload field")
 
     _add_eventsub(sub)
 
@@ -187,22 +193,8 @@ def _add_eventsub(sub: Any) -> None:
     trigger.add_argument("--broadcaster", help="broadcaster_user_id of the event")
     trigger.add_argument("--user", help="user_id (condition or event field)")
     trigger.add_argument("--moderator", help="moderator_user_id (condition or event field)")
-    trigger.add_argument(
-        "--server",
-        default="http://127.0.0.1:8080",
-        type=_server_url,
-        help="the emulator's base URL (http://127.0.0.1:8080)",
-    )
-    trigger.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        type=_key_value,
-        metavar="KEY=VALUE",
-        help="override an event field (dotted keys reach nested ones); VALUE is JSON if it "
-        "parses, else a string",
-    )
+    _add_server(trigger, 8080)
+    _add_overrides(trigger, "override an event field (dotted keys reach nested ones)")
 
 
 async def _eventsub_serve(args: argparse.Namespace) -> int:
