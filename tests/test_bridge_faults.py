@@ -583,15 +583,24 @@ async def test_close_while_sessions_keep_failing_to_open_always_finishes(
 # ---------------------------------------------------------------- bad frames
 
 BAD_FRAMES = [
-    ("not json", "not an EventSub message"),
-    ('{"metadata": {}}', "not an EventSub message"),
+    ("not json", "not valid JSON"),
+    ('{"metadata": {}}', "no metadata.message_type"),
     (
         '{"metadata": {"message_type": "notification"}, "payload": {}}',
-        "notification without message_id or subscription",
+        "notification without message_id or subscription id",
     ),
     (
         '{"metadata": {"message_type": "session_reconnect"}, "payload": {"session": {}}}',
-        "session_reconnect without a URL",
+        "session_reconnect without a reconnect_url",
+    ),
+    # Deeply nested arrays: json gives up with RecursionError, which must not reach the
+    # reader (it used to end it: "Task exception was never retrieved", a new session).
+    ("[" * 200_000 + "]" * 200_000, "not valid JSON"),
+    ('{"metadata": {"message_type": "bogus"}, "payload": {}}', "unknown message_type 'bogus'"),
+    (
+        '{"metadata": {"message_type": "session_welcome"}, "payload": {"session": '
+        '{"id": "x", "keepalive_timeout_seconds": 10}}}',
+        "a second session_welcome on one socket",
     ),
 ]
 

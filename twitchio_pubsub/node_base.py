@@ -155,7 +155,10 @@ class NodeBase(Generic[L]):
                     batch = READ_BATCH
                     await asyncio.sleep(0)
                 if msg.type is text_type:
-                    on_text(link, msg.data)
+                    try:
+                        on_text(link, msg.data)
+                    except Exception as exc:  # a bug: it must not end the reader
+                        self._handler_failed(msg.data, exc)
                 elif msg.type in _CLOSED:
                     log.debug("node %d: socket %d closed (%s)", self.id, link.id, ws.close_code)
                     return
@@ -176,6 +179,24 @@ class NodeBase(Generic[L]):
                 # PING/PONG control frames are answered by aiohttp itself.
         finally:
             link.signal.set()
+
+    def _handler_failed(self, raw: str, exc: Exception) -> None:
+        self._noise.log(
+            logging.ERROR,
+            "handler",
+            "node %d: handling a frame raised %s: %s (a bug in twitchio-pubsub, please report)",
+            self.id,
+            type(exc).__name__,
+            exc,
+        )
+        self._dispatch.error(
+            PubSubErrorEvent(
+                f"handling a frame raised {type(exc).__name__}",
+                raw=raw,
+                exception=exc,
+                type="INTERNAL",
+            )
+        )
 
     def _read_error(self, link: L, error: object) -> None:
         if isinstance(error, aiohttp.WebSocketError) and error.code == 1009:

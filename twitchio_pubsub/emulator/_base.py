@@ -339,14 +339,23 @@ class EmulatorServer(Generic[C]):
             log.exception("control request %s failed", request.path)
             return web.json_response({"error": f"internal error: {type(exc).__name__}"}, status=500)
 
-    def _refuse_control(self, request: web.Request) -> web.Response | None:
-        """Guard the unauthenticated control API against other web pages."""
+    def _refuse_host(self, request: web.Request) -> web.Response | None:
+        """Refuse a request to a loopback emulator that names another Host.
+
+        DNS rebinding: a web page whose name resolves to 127.0.0.1 sends its own Host.
+        """
         if _is_loopback(self.host) and not _is_loopback(request.host):
-            # DNS rebinding: a page whose name resolves to 127.0.0.1 sends its own Host.
             return web.json_response(
                 {"error": f"Host {request.host[:80]!r} is not allowed: use 127.0.0.1"},
                 status=403,
             )
+        return None
+
+    def _refuse_control(self, request: web.Request) -> web.Response | None:
+        """Guard the unauthenticated control API against other web pages."""
+        refusal = self._refuse_host(request)
+        if refusal is not None:
+            return refusal
         if request.method == "POST" and request.content_type != "application/json":
             # Pages can POST text/plain or forms cross-origin without asking; not JSON.
             return web.json_response(

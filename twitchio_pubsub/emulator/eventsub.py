@@ -4,6 +4,7 @@ token validation, with faults, for testing EventSub clients offline."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -17,6 +18,7 @@ from typing import Any, Optional, TypedDict
 from aiohttp import WSMsgType, web
 
 from ..eventsub.types import SUBSCRIPTION_TYPES, SubscriptionType, missing_scopes
+from ..transport import within
 from . import eventsub_payloads as payloads
 from ._base import MAX_FAULTS, Connection, EmulatorServer, Handler, _BadRequest
 
@@ -59,6 +61,30 @@ REVOCATION_REASONS = ("authorization_revoked", "user_removed", "version_removed"
 _ERRORS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
            409: "Conflict", 429: "Too Many Requests", 500: "Internal Server Error",
            503: "Service Unavailable"}  # fmt: skip
+
+#: What a Helix fault may target: one route, or every subscription call (``None``).
+HELIX_CALLS = ("create", "list", "delete", "validate")
+#: The body of a ``garbage`` Helix answer: JSON, but nothing a client can use.
+GARBAGE_BODY = '{"data": "surprise", "pagination": 7}'
+#: Client ids whose rate buckets are kept at once; expired ones are dropped past it.
+MAX_RATE_BUCKETS = 1024
+
+
+@dataclasses.dataclass
+class _Fault:
+    """One queued Helix fault: an error status, a delay, or a useless 200 answer."""
+
+    call: Optional[str]
+    status: int = 0
+    reset_after: float = 1.0
+    delay: float = 0.0
+    garbage: bool = False
+
+    def applies(self, call: str) -> bool:
+        if self.call is None:
+            return call != "validate"
+        return self.call == call
+
 
 _DIFFERENT_USERS = "websocket transport cannot have subscriptions created by different users"
 _HelixCall = Callable[[web.Request, "EventSubToken", dict[str, str]], Awaitable[web.Response]]
@@ -238,7 +264,10 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         self._reconnect_ids: dict[str, EventSubSession] = {}
         #: Every subscription ever created, by id (disabled ones stay visible, as on Twitch).
         self.subscriptions: dict[str, dict[str, Any]] = {}
-        self._helix_faults: list[tuple[int, float]] = []
+        self._helix_faults: list[_Fault] = []
+        #: Overrides for the next welcomes: (fields to set, fields to remove).
+        self._welcome_overrides: list[tuple[dict[str, Any], tuple[str, ...]]] = []
+        self._stopping: Optional[asyncio.Event] = None
         self._duplicates = 0
         self._rate: dict[str, tuple[float, int]] = {}
         #: Helix requests received and notifications sent (for tests).
@@ -264,12 +293,13 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         app.router.add_get("/ws", self._ws_handler)
         for prefix in ("/helix", ""):
             path = f"{prefix}/eventsub/subscriptions"
-            app.router.add_post(path, self._helix(self._h_create))
-            app.router.add_get(path, self._helix(self._h_list))
-            app.router.add_delete(path, self._helix(self._h_delete))
+            app.router.add_post(path, self._helix("create", self._h_create))
+            app.router.add_get(path, self._helix("list", self._h_list))
+            app.router.add_delete(path, self._helix("delete", self._h_delete))
         app.router.add_get("/oauth2/validate", self._h_validate)
 
     async def _before_close(self) -> None:
+        self._stop_event().set()  # Helix answers held back by a fault end now
         for session in self._connections.values():
             for task in session._tasks:
                 task.cancel()
@@ -434,11 +464,13 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
             for sub in self.enabled(moved_from.session_id):
                 sub["transport"]["session_id"] = session.session_id
                 sub["transport"]["connected_at"] = session.connected_at
-        self._send_frame(
-            session,
-            "session_welcome",
-            {"session": self._session_object(session, "connected", keepalive, None)},
-        )
+        session_object = self._session_object(session, "connected", keepalive, None)
+        if self._welcome_overrides:
+            changes, removals = self._welcome_overrides.pop(0)
+            session_object.update(changes)
+            for name in removals:
+                session_object.pop(name, None)
+        self._send_frame(session, "session_welcome", {"session": session_object})
         loop = asyncio.get_running_loop()
         session._tasks.append(loop.create_task(self._keepalives(session)))
         if self.ping_interval is not None:
@@ -683,13 +715,16 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         found = self._sessions.get(session)
         return [found] if found is not None else []
 
-    async def send_reconnect(self, session: Optional[str] = None) -> int:
+    async def send_reconnect(
+        self, session: Optional[str] = None, *, url: Optional[str] = None
+    ) -> int:
         """Send ``session_reconnect`` to one session (by id) or all; returns how many.
 
-        The ``reconnect_url`` points at this server. The new socket's welcome carries the
-        session's subscriptions under a new session id. The old socket is closed with 4004
-        ``reconnect_grace`` seconds later if the client has not closed it by then, and if
-        the client never moved, its subscriptions are disabled.
+        The ``reconnect_url`` points at this server, or is ``url`` when given (a hostile
+        server's move to another host; a client should not follow it). The new socket's
+        welcome carries the session's subscriptions under a new session id. The old socket
+        is closed with 4004 ``reconnect_grace`` seconds later if the client has not closed
+        it by then, and if the client never moved, its subscriptions are disabled.
         """
         sessions = self._pick(session)
         loop = asyncio.get_running_loop()
@@ -697,8 +732,8 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
             s.status = "reconnecting"
             s.reconnect_id = secrets.token_urlsafe(12)
             self._reconnect_ids[s.reconnect_id] = s
-            url = f"{self.url}?reconnect_id={s.reconnect_id}"
-            session_object = self._session_object(s, "reconnecting", None, url)
+            target = url or f"{self.url}?reconnect_id={s.reconnect_id}"
+            session_object = self._session_object(s, "reconnecting", None, target)
             self._send_frame(s, "session_reconnect", {"session": session_object})
             s._tasks.append(loop.create_task(self._grace(s)))
         self._changed.set()
@@ -793,12 +828,76 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         """
         if status not in (429, 500, 502, 503, 504):
             raise ValueError("status must be 429, 500, 502, 503 or 504")
-        if count < 0 or len(self._helix_faults) + count > MAX_FAULTS:
-            raise ValueError(f"count must be from 0 to {MAX_FAULTS} faults in all")
         if not (math.isfinite(reset_after) and 0 <= reset_after <= 3600):
             raise ValueError("reset_after must be from 0 to 3600 seconds")
-        self._helix_faults.extend([(status, reset_after)] * count)
+        self._queue_faults(count, _Fault(None, status=status, reset_after=reset_after))
         log.info("the next %d Helix call(s) will get %d", count, status)
+
+    async def slow_next_helix(
+        self, seconds: float, count: int = 1, *, call: Optional[str] = None
+    ) -> None:
+        """Hold back the answers to the next ``count`` Helix requests by ``seconds``.
+
+        The request is carried out after the delay. ``call`` picks the route
+        (``"create"``, ``"list"``, ``"delete"`` or ``"validate"``); ``None`` means any
+        subscription call. A delay longer than the test is a server that never answers:
+        it ends when the emulator closes.
+        """
+        if not (math.isfinite(seconds) and 0 <= seconds <= 86_400):
+            raise ValueError("seconds must be from 0 to 86400")
+        self._queue_faults(count, _Fault(self._call_name(call), delay=float(seconds)))
+
+    async def garbage_next_helix(self, count: int = 1, *, call: Optional[str] = None) -> None:
+        """Answer the next ``count`` Helix requests with ``200`` and a useless JSON body.
+
+        The request is carried out first (a create creates, a delete deletes), as when a
+        proxy or a broken server mangles the answer on its way back. ``call`` as in
+        :meth:`slow_next_helix`.
+        """
+        self._queue_faults(count, _Fault(self._call_name(call), garbage=True))
+
+    @staticmethod
+    def _call_name(call: Optional[str]) -> Optional[str]:
+        if call is not None and call not in HELIX_CALLS:
+            raise ValueError(f"call must be one of {', '.join(HELIX_CALLS)} or None")
+        return call
+
+    def _queue_faults(self, count: int, fault: _Fault) -> None:
+        if count < 0 or len(self._helix_faults) + count > MAX_FAULTS:
+            raise ValueError(f"count must be from 0 to {MAX_FAULTS} faults in all")
+        self._helix_faults.extend(dataclasses.replace(fault) for _ in range(count))
+
+    def _take_fault(self, call: str) -> Optional[_Fault]:
+        for index, fault in enumerate(self._helix_faults):
+            if fault.applies(call):
+                return self._helix_faults.pop(index)
+        return None
+
+    async def next_welcome(
+        self, count: int = 1, *, remove: Iterable[str] = (), **fields: Any
+    ) -> None:
+        """Change the session object of the next ``count`` welcomes, as a hostile server.
+
+        ``fields`` replace the session's fields as given (``id=None``,
+        ``keepalive_timeout_seconds=float("nan")``: NaN and Infinity are written as
+        JavaScript's literals); the names in ``remove`` are left out.
+        """
+        if not 0 <= count <= MAX_FAULTS:
+            raise ValueError(f"count must be from 0 to {MAX_FAULTS}")
+        removals = tuple(remove)
+        self._welcome_overrides.extend((dict(fields), removals) for _ in range(count))
+
+    async def send_raw(self, text: str, session: Optional[str] = None) -> int:
+        """Send ``text`` as it is, as one frame, to one session (by id) or all.
+
+        For testing how a client takes malformed frames; returns how many got it.
+        """
+        if not isinstance(text, str):
+            raise TypeError("text must be a str")
+        sessions = self._pick(session)
+        sent = sum(1 for s in sessions if not s.ws.closed and s.send(text))
+        await asyncio.sleep(0)
+        return sent
 
     async def duplicate_next(self, count: int = 1) -> None:
         """Deliver each of the next ``count`` notifications twice, with one ``message_id``."""
@@ -815,8 +914,14 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         return web.json_response(body, status=status, headers=headers)
 
     def _rate_headers(self, client_id: str) -> tuple[dict[str, str], bool]:
-        """The rate-limit headers of a call, and whether the bucket was already empty."""
+        """The rate-limit headers of a call, and whether the bucket was already empty.
+
+        Only authenticated client ids get a bucket, and expired buckets are dropped once
+        there are many: nothing a request makes up is kept.
+        """
         now = time.time()
+        if client_id not in self._rate and len(self._rate) >= MAX_RATE_BUCKETS:
+            self._rate = {k: v for k, v in self._rate.items() if v[0] > now}
         reset, remaining = self._rate.get(client_id, (now + 60, self.rate_limit))
         if now >= reset:
             reset, remaining = now + 60, self.rate_limit
@@ -833,39 +938,75 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
     def _authorize(
         self, request: web.Request
     ) -> tuple[Optional[EventSubToken], Optional[str], dict[str, str]]:
-        """The token, an error message (401) and the rate-limit headers of a Helix call."""
-        self.helix_requests += 1
+        """The token, an error message (401) and the rate-limit headers of a Helix call.
+
+        The token is checked before the rate limit: a request that is not authenticated
+        touches no bucket.
+        """
         client_id = request.headers.get("Client-Id", "")
-        headers, empty = self._rate_headers(client_id)
-        if empty:
-            raise _HelixFault(429, headers)
-        if self._helix_faults:
-            status, reset_after = self._helix_faults.pop(0)
-            if status == 429:
-                headers["Ratelimit-Remaining"] = "0"
-                headers["Ratelimit-Reset"] = str(math.ceil(time.time() + reset_after))
-            raise _HelixFault(status, headers)
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         token = self._tokens.get(value.strip()) if scheme.lower() == "bearer" else None
         if not client_id:
-            return None, "Client-Id header required", headers
+            return None, "Client-Id header required", {}
         if token is None or not token.usable():
-            return None, "Invalid OAuth token", headers
+            return None, "Invalid OAuth token", {}
         if token.client_id != client_id:
-            return None, "Client ID and OAuth token do not match", headers
+            return None, "Client ID and OAuth token do not match", {}
+        headers, empty = self._rate_headers(client_id)
+        if empty:
+            raise _HelixFault(429, headers)
         return token, None, headers
 
-    def _helix(self, call: _HelixCall) -> Handler:
-        """A route handler: authorize (or fail as a fault says), then ``call``."""
+    def _stop_event(self) -> asyncio.Event:
+        if self._stopping is None:
+            self._stopping = asyncio.Event()
+        return self._stopping
+
+    async def _fault_before(
+        self, request: web.Request, call: str
+    ) -> tuple[Optional[web.StreamResponse], Optional[_Fault]]:
+        """Guard a Helix or OAuth route (loopback Host) and apply the next queued fault.
+
+        Returns an answer to give instead of the call's, and the fault taken, if any.
+        """
+        refusal = self._refuse_host(request)
+        if refusal is not None:
+            return refusal, None
+        fault = self._take_fault(call)
+        if fault is None:
+            return None, None
+        if fault.delay:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await within(self._stop_event().wait(), fault.delay)
+        if fault.status:
+            headers: dict[str, str] = {}
+            if fault.status == 429:
+                headers["Ratelimit-Remaining"] = "0"
+                headers["Ratelimit-Reset"] = str(math.ceil(time.time() + fault.reset_after))
+            return _HelixFault(fault.status, headers).response(self), fault
+        return None, fault
+
+    @staticmethod
+    def _garbage(answer: web.StreamResponse, fault: Optional[_Fault]) -> web.StreamResponse:
+        if fault is None or not fault.garbage:
+            return answer
+        return web.Response(status=200, text=GARBAGE_BODY, content_type="application/json")
+
+    def _helix(self, call_name: str, call: _HelixCall) -> Handler:
+        """A route handler: guard, apply a fault, authorize, then ``call``."""
 
         async def handler(request: web.Request) -> web.StreamResponse:
+            self.helix_requests += 1
+            answer, fault = await self._fault_before(request, call_name)
+            if answer is not None:
+                return answer
             try:
                 token, error, headers = self._authorize(request)
-            except _HelixFault as fault:
-                return fault.response(self)
+            except _HelixFault as limited:
+                return limited.response(self)
             if token is None:
                 return self._helix_error(401, error or "Invalid OAuth token", headers)
-            return await call(request, token, headers)
+            return self._garbage(await call(request, token, headers), fault)
 
         return handler
 
@@ -1015,7 +1156,13 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         self._changed.set()
         return web.Response(status=204, headers=headers)
 
-    async def _h_validate(self, request: web.Request) -> web.Response:
+    async def _h_validate(self, request: web.Request) -> web.StreamResponse:
+        answer, fault = await self._fault_before(request, "validate")
+        if answer is not None:
+            return answer
+        return self._garbage(self._validate(request), fault)
+
+    def _validate(self, request: web.Request) -> web.Response:
         scheme, _, value = request.headers.get("Authorization", "").partition(" ")
         token = self._tokens.get(value.strip()) if scheme.lower() in ("oauth", "bearer") else None
         if token is None or not token.usable():

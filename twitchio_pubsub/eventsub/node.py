@@ -18,6 +18,7 @@ import itertools
 import json
 import logging
 from typing import TYPE_CHECKING, Any, Optional
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -30,6 +31,7 @@ from ..node_base import NodeBase, until_signal
 from ..settings import Settings
 from ..topics import Topic
 from ..transport import NodeOwner, wait_finished, within
+from . import protocol as esp
 from .helix import Helix, HelixError, Tokens
 from .mapping import Part, subscriptions_for, token_problem, translate
 
@@ -391,20 +393,26 @@ class EventSubWebsocket(NodeBase[_Link]):
                     f"closed before the welcome (close code {code}: "
                     f"{_CLOSE_ADVICE.get(code or 0, 'no reason given')})"
                 )
-            try:
-                frame = json.loads(msg.data)
-                welcome = frame["payload"]["session"]
-                if frame["metadata"]["message_type"] != "session_welcome":
-                    raise _LinkLost("the first frame was not a session_welcome")
-                link.session_id = str(welcome["id"])
-                link.keepalive = float(welcome.get("keepalive_timeout_seconds") or 0) or float(
-                    self._keepalive
-                )
-            except (ValueError, KeyError, TypeError) as exc:
-                raise _LinkLost(f"bad welcome: {type(exc).__name__}") from None
+            welcome = esp.parse(msg.data, keepalive=self._keepalive)
+            if isinstance(welcome, esp.Invalid):
+                self._bad_frame(welcome.raw, welcome.reason)
+                raise _LinkLost(f"invalid session_welcome: {welcome.reason}")
+            if not isinstance(welcome, esp.Welcome):
+                raise _LinkLost(f"the first frame was a {type(welcome).__name__}, not a welcome")
         except BaseException:
             await ws.close()
             raise
+        if welcome.clamped is not None:
+            self._noise.log(
+                logging.WARNING,
+                "keepalive",
+                "node %d: %s; using %g s",
+                self.id,
+                welcome.clamped,
+                welcome.keepalive,
+            )
+        link.session_id = welcome.session_id
+        link.keepalive = welcome.keepalive
         link.last_seen = loop.time()
         link.reader = loop.create_task(
             self._read(link), name=f"eventsub-node-{self.id}-reader-{link.id}"
@@ -726,24 +734,41 @@ class EventSubWebsocket(NodeBase[_Link]):
 
     def _on_text(self, link: _Link, data: str) -> None:
         link.last_seen = asyncio.get_running_loop().time()
-        try:
-            frame = json.loads(data)
-            kind = frame["metadata"]["message_type"]
-        except (ValueError, KeyError, TypeError):
-            self._bad_frame(data, "not an EventSub message")
+        message = esp.parse(data, keepalive=link.keepalive)
+        kind = type(message)
+        if kind is esp.Notification:
+            self._notification(message)  # type: ignore[arg-type]
+        elif kind is esp.Keepalive:
+            pass  # last_seen is all it is for
+        elif isinstance(message, esp.Reconnect):
+            self._reconnect_to(link, message.url)
+        elif isinstance(message, esp.Revocation):
+            self._revocation(message)
+        elif isinstance(message, esp.Invalid):
+            self._bad_frame(message.raw, message.reason)
+        else:
+            self._bad_frame(data, "a second session_welcome on one socket")
+
+    def _reconnect_to(self, link: _Link, url: str) -> None:
+        """``session_reconnect``: follow ``url`` if it is on the configured server."""
+        if not esp.same_origin(url, self._endpoint):
+            # Following it would hand the session to another host. Stay on this socket;
+            # when the server closes it, a new session opens at the configured URL.
+            log.warning(
+                "node %d: refused a session_reconnect to another host (%s)",
+                self.id,
+                _origin(url),
+            )
+            self._dispatch.error(
+                PubSubErrorEvent(
+                    f"session_reconnect to {_origin(url)} refused: not the configured "
+                    f"EventSub server {_origin(self._endpoint)}",
+                    type="INVALID_FRAME",
+                )
+            )
             return
-        if kind == "notification":
-            self._notification(frame, data)
-        elif kind == "session_reconnect":
-            try:
-                link.reconnect_url = str(frame["payload"]["session"]["reconnect_url"])
-            except (KeyError, TypeError):
-                self._bad_frame(data, "session_reconnect without a URL")
-                return
-            link.signal.set()
-        elif kind == "revocation":
-            self._revocation(frame, data)
-        # session_keepalive: last_seen is all it is for.
+        link.reconnect_url = url
+        link.signal.set()
 
     def _bad_frame(self, raw: Optional[str], reason: str) -> None:
         self._noise.log(logging.WARNING, reason, "node %d: ignored a frame: %s", self.id, reason)
@@ -751,16 +776,12 @@ class EventSubWebsocket(NodeBase[_Link]):
             PubSubErrorEvent(f"invalid frame: {reason}", raw=raw, type="INVALID_FRAME")
         )
 
-    def _notification(self, frame: dict[str, Any], raw: str) -> None:
-        try:
-            message_id = str(frame["metadata"]["message_id"])
-            sub_id = str(frame["payload"]["subscription"]["id"])
-        except (KeyError, TypeError):
-            self._bad_frame(raw, "notification without message_id or subscription")
-            return
+    def _notification(self, message: esp.Notification) -> None:
+        message_id = message.message_id
         if not self._seen.first_time(message_id):
             return  # at-least-once delivery: a copy, on this socket or the old one
-        part = self._routes.get(sub_id) or _part_of(frame)
+        frame = message.frame
+        part = self._routes.get(message.subscription_id) or message.part
         keys = self._keys.get(part) if part is not None else None
         if not keys:
             return  # a subscription this session no longer serves
@@ -774,14 +795,14 @@ class EventSubWebsocket(NodeBase[_Link]):
                     PubSubErrorEvent(
                         "EventSub payload could not be translated",
                         topic=key,
-                        raw=raw,
+                        raw=json.dumps(frame),
                         exception=exc,
                         type="PAYLOAD",
                     )
                 )
                 continue
-            for message in messages:
-                self._dispatch.message(key, json.dumps(message))
+            for out in messages:
+                self._dispatch.message(key, json.dumps(out))
 
     def _flush_revoked(self) -> None:
         batches, self._revoked = self._revoked, {}
@@ -790,14 +811,8 @@ class EventSubWebsocket(NodeBase[_Link]):
             if wanted:
                 self._owner.revoked(self, wanted, reason)
 
-    def _revocation(self, frame: dict[str, Any], raw: str) -> None:
-        try:
-            subscription = frame["payload"]["subscription"]
-            sub_id = str(subscription["id"])
-            reason = str(subscription.get("status") or "revoked")
-        except (KeyError, TypeError):
-            self._bad_frame(raw, "revocation without a subscription")
-            return
+    def _revocation(self, message: esp.Revocation) -> None:
+        sub_id, reason = message.subscription_id, message.status
         part = self._routes.get(sub_id)
         if part is None:
             return
@@ -837,11 +852,11 @@ class EventSubWebsocket(NodeBase[_Link]):
         self.wake()  # delete what is left of those topics' subscriptions
 
 
-def _part_of(frame: dict[str, Any]) -> Optional[Part]:
-    """The part a notification's subscription object describes."""
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, for messages (no path or query)."""
+    parts = urlsplit(url)
     try:
-        sub = frame["payload"]["subscription"]
-        condition = tuple(sorted((str(k), str(v)) for k, v in sub["condition"].items()))
-        return Part(str(sub["type"]), str(sub["version"]), condition)
-    except (KeyError, TypeError, AttributeError):
-        return None
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{parts.hostname or '?'}{port}"

@@ -1,0 +1,128 @@
+"""The EventSub bridge against a server that misbehaves on purpose: odd welcomes, foreign
+reconnect URLs, broken and slow Helix answers, and close() at every awkward moment.
+
+Every test here was written against a fault seen in an independent fault-injection run
+and failed on the code before its fix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from typing import Any
+
+import aiohttp
+import pytest
+
+import twitchio_pubsub as tp
+from twitchio_pubsub.emulator import EventSubEmulator
+
+from . import test_bridge_faults as faults
+from .conftest import LoopWatch, Recorder
+from .test_bridge import B, bridge_pool
+from .test_bridge_faults import HookPool, cheers
+
+# The fault tests' fixtures: an emulator with three users' tokens, a HookPool, a Recorder.
+emu, pool, seen = faults.emu, faults.pool, faults.seen
+
+pytestmark = pytest.mark.usefixtures("emu")
+
+BITS = f"channel-bits-events-v2.{B}"
+
+
+def tasks_left() -> list[asyncio.Task[Any]]:
+    """Tasks of the library still alive (the test's own task excluded)."""
+    current = asyncio.current_task()
+    return [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+
+
+def sessions_open() -> list[aiohttp.ClientSession]:
+    return [
+        obj for obj in gc.get_objects() if isinstance(obj, aiohttp.ClientSession) and not obj.closed
+    ]
+
+
+# ---------------------------------------------------------------- welcomes
+
+
+@pytest.mark.parametrize("value", [-5, 1, 0.001])
+async def test_a_tiny_keepalive_is_clamped_and_the_session_is_kept(
+    pool: Any, emu: EventSubEmulator, seen: Recorder, value: float
+) -> None:
+    await emu.next_welcome(keepalive_timeout_seconds=value)
+    await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+    [node] = pool.nodes
+    first = node.session_id
+    await asyncio.sleep(1.0)  # -5 used to count as "silent too long" at once: churn
+    assert node.session_id == first and node.reconnects == 0
+    await cheers(emu, range(1, 3))
+    assert [c.bits_used for c in await seen.wait("pubsub_bits", 2)] == [1, 2]
+
+
+async def test_a_nan_keepalive_keeps_the_watchdog_and_the_loop_timers(
+    client: Any, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    # NaN used to switch the watchdog off (a silent session was never replaced) and
+    # reached call_later, delaying every other timer of the loop.
+    pool = bridge_pool(client, emu)
+    try:
+        await emu.next_welcome(keepalive_timeout_seconds=float("nan"))
+        with LoopWatch(tick=0.05) as watch:
+            await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+            [node] = pool.nodes
+            first = node.session_id
+            await emu.stop_keepalives()
+            # asked for 10 s (the default) + keepalive_margin 0.5 s
+            await emu.wait_until(
+                lambda: any(s.session_id != first for s in emu.sessions), timeout=13
+            )
+        assert watch.longest < 1.0
+        await emu.wait_for_subscriptions(1, timeout=5)
+    finally:
+        await pool.close()
+
+
+async def test_a_welcome_without_a_session_id_says_so(
+    client: Any, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    pool = bridge_pool(client, emu, connect_timeout=1.5)
+    try:
+        await emu.next_welcome(100, id=None)
+        with pytest.raises(tp.ConnectionFailure) as failed:
+            await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+        assert "invalid session_welcome" in str(failed.value)
+        assert "without a session id" in str(failed.value)
+        assert "no session_welcome" not in str(failed.value)
+        errors = seen.values("pubsub_error")
+        assert errors and errors[0].type == "INVALID_FRAME"
+        assert "without a session id" in errors[0].reason
+    finally:
+        await pool.close()
+
+
+# ---------------------------------------------------------------- reconnect_url
+
+
+async def test_a_reconnect_url_on_another_host_is_not_followed(
+    pool: HookPool, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    async with EventSubEmulator() as elsewhere:
+        await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+        [node] = pool.nodes
+        first = node.session_id
+        await emu.send_reconnect(url=elsewhere.url)
+        error = (await seen.wait("pubsub_error"))[0]
+        assert "session_reconnect" in error.reason and "refused" in error.reason
+        assert elsewhere.handshakes == 0
+        # The current session carries on until the server ends it ...
+        await cheers(emu, range(1, 3))
+        assert [c.bits_used for c in await seen.wait("pubsub_bits", 2)] == [1, 2]
+        assert node.session_id == first
+        # ... (4004 after reconnect_grace, 2 s here), then a new session on this server.
+        await emu.wait_until(
+            lambda: any(s.session_id != first and emu.enabled(s.session_id) for s in emu.sessions),
+            timeout=8,
+        )
+        await cheers(emu, range(3, 5))
+        assert [c.bits_used for c in await seen.wait("pubsub_bits", 4)] == [1, 2, 3, 4]
+        assert elsewhere.handshakes == 0
