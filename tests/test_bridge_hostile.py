@@ -19,6 +19,7 @@ from twitchio_pubsub.emulator import EventSubEmulator
 
 from . import test_bridge_faults as faults
 from .conftest import LoopWatch, Recorder
+from .eventsub_helpers import Client
 from .test_bridge import B, bridge_pool
 from .test_bridge_faults import HookPool, cheers
 
@@ -28,6 +29,8 @@ emu, pool, seen = faults.emu, faults.pool, faults.seen
 pytestmark = pytest.mark.usefixtures("emu")
 
 BITS = f"channel-bits-events-v2.{B}"
+#: The client id of the fixture's tokens (the emulator's default).
+EMU_CLIENT = "emulator-client-id"
 
 
 def tasks_left() -> list[asyncio.Task[Any]]:
@@ -126,3 +129,79 @@ async def test_a_reconnect_url_on_another_host_is_not_followed(
         await cheers(emu, range(3, 5))
         assert [c.bits_used for c in await seen.wait("pubsub_bits", 4)] == [1, 2, 3, 4]
         assert elsewhere.handshakes == 0
+
+
+# ---------------------------------------------------------------- broken Helix answers
+
+
+async def test_a_garbage_validate_answer_is_a_server_error_not_an_auth_failure(
+    pool: HookPool, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    await emu.garbage_next_helix(3, call="validate")  # the call and listen_retries=2
+    with pytest.raises(tp.ConnectionFailure) as failed:
+        await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+    assert emu.urls["id_url"] in str(failed.value)
+    assert "malformed" in str(failed.value)
+    assert pool.auth_failed == []  # the token is fine: no one should refresh it
+    assert "broadcaster" not in str(failed.value)
+    # One bad answer is retried (with backoff) and the subscribe goes through.
+    await emu.garbage_next_helix(1, call="validate")
+    await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+    assert pool.auth_failed == []
+
+
+async def test_an_app_token_is_still_refused_as_a_token(
+    pool: HookPool, emu: EventSubEmulator
+) -> None:
+    emu.add_token("app-token", None, client_id=EMU_CLIENT)
+    await pool.subscribe_topics([tp.bits("app-token")[B]])
+    assert pool.auth_failed == [[BITS]]
+
+
+async def test_a_garbage_create_answer_adopts_what_the_server_created(
+    pool: HookPool, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    await emu.garbage_next_helix(1, call="create")
+    await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+    [node] = pool.nodes
+    [sub] = emu.enabled()
+    assert sub["transport"]["session_id"] == node.session_id
+    assert len(emu.subscriptions) == 1  # adopted, not created twice
+    await cheers(emu, range(1, 2))
+    assert [c.bits_used for c in await seen.wait("pubsub_bits")] == [1]
+
+
+async def test_garbage_create_answers_for_good_leave_nothing_on_the_server(
+    pool: HookPool, emu: EventSubEmulator
+) -> None:
+    # The create answer is garbage and so is every look-up (with its retries) after it:
+    # the subscribe fails, and what the server did create is deleted once it can be
+    # found again (not merely left disabled when the session closes).
+    await emu.garbage_next_helix(1, call="create")
+    await emu.garbage_next_helix(3, call="list")
+    with pytest.raises(tp.ListenError):
+        await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+    await emu.wait_until(lambda: not emu.subscriptions, timeout=5)
+
+
+async def test_a_malformed_lookup_after_a_409_does_not_kill_the_node(
+    pool: HookPool, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    # A subscription left by an earlier run makes the create answer 409; the look-up
+    # that follows gets garbage. This used to end the node's supervisor silently.
+    async with aiohttp.ClientSession() as http, Client(emu, http) as raw:
+        sock = await raw.connect()
+        condition = {"broadcaster_user_id": str(B)}
+        status, _, _ = await raw.create(
+            "broadcaster", sock.session_id, "channel.cheer", condition, client_id=EMU_CLIENT
+        )
+        assert status == 202
+        await emu.garbage_next_helix(10, call="list")
+        with pytest.raises(tp.ListenError):
+            await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+        errors = [e for e in seen.values("pubsub_error") if e.type == "INTERNAL"]
+        assert errors == []  # handled as a server failure, not a crash
+    # The pool works on: the stale subscription went with its socket, a subscribe succeeds.
+    await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+    await cheers(emu, range(1, 2))
+    assert [c.bits_used for c in await seen.wait("pubsub_bits")] == [1]

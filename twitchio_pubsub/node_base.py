@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, Optional, Protocol, TypeVar
 
 import aiohttp
 
+from .backoff import Backoff
 from .errors import ConnectionFailure
 from .logs import RateLimitedLog
 from .models.base import PubSubErrorEvent
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 
     from .dispatch import Dispatcher
 
-__all__ = ("NodeBase",)
+__all__ = ("LinkLost", "NodeBase")
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,17 @@ _CLOSED = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType
 Errors = list[tuple[list[str], str]]
 
 
+class LinkLost(Exception):
+    """The socket went away (or must be replaced) before the work on it was done."""
+
+
 class _LinkLike(Protocol):
     id: int
     ws: aiohttp.ClientWebSocketResponse
     signal: asyncio.Event
+
+    @property
+    def alive(self) -> bool: ...
 
 
 L = TypeVar("L", bound=_LinkLike)
@@ -126,6 +134,50 @@ class NodeBase(Generic[L]):
     def _on_text(self, link: L, data: str) -> None:
         """Handle one text frame read from ``link``."""
         raise NotImplementedError
+
+    async def _reconcile(
+        self, link: L, skip: frozenset[str] = frozenset(), *, ready: bool = False
+    ) -> None:
+        """Subscribe what is wanted (but not ``skip``) and drop what is not, on ``link``.
+
+        With ``ready``, the node counts as connected once the pass succeeded. Raises
+        :class:`LinkLost` when the socket is gone.
+        """
+        raise NotImplementedError
+
+    async def _run_reconnect_hook(self, link: L) -> None:
+        """Run the owner's reconnect hook on a new socket, serving the node meanwhile.
+
+        Topics subscribed while the hook runs (by the hook itself, say) are subscribed at
+        once, so a hook may wait for them. The topics the hook was shown wait for it
+        ``reconnect_hook_grace`` seconds (it may swap their tokens); after that they are
+        served with the tokens they have, and the hook's result, when it comes, is
+        applied as a change. No hook, however slow, leaves the bot deaf, and no EventSub
+        session is closed for want of a subscription.
+        """
+        loop = asyncio.get_running_loop()
+        skip = frozenset(self._wanted)
+        deadline = loop.time() + self._settings.reconnect_hook_grace
+        hook = self._owner.reconnected(self)  # type: ignore[arg-type]
+        while not hook.done():
+            if skip and loop.time() >= deadline:
+                log.info(
+                    "node %d: reconnect_hook still runs after %g s; serving its %d topic(s) "
+                    "with the tokens they have",
+                    self.id,
+                    self._settings.reconnect_hook_grace,
+                    len(skip),
+                )
+                skip = frozenset()
+                await self._reconcile(link, ready=True)
+                continue
+            timeout = max(deadline - loop.time(), 0.0) if skip else None
+            await until_signal(link, also=hook, timeout=timeout)
+            if not link.alive:
+                raise LinkLost("connection lost during reconnect_hook")
+            if self._wake_pending:
+                # e.g. subscribe_topics called from inside the hook: serve it now.
+                await self._reconcile(link, skip)
 
     async def _sleep(self, delay: float, why: str) -> None:
         """Back off ``delay`` seconds after ``why``, telling the log and the bot."""
@@ -246,8 +298,39 @@ class NodeBase(Generic[L]):
             loop = asyncio.get_running_loop()
             self._down_since = loop.time()
             self._supervisor = loop.create_task(
-                self._supervise(), name=f"{self._task_prefix}-{self.id}-supervisor"
+                self._supervise_forever(), name=f"{self._task_prefix}-{self.id}-supervisor"
             )
+
+    async def _supervise_forever(self) -> None:
+        """Run ``_supervise()``; if it fails (a bug), say so and start it again.
+
+        ``_supervise()`` cleans up its own sockets in its ``finally``. An exception that
+        escapes it is logged with its traceback and dispatched as a ``pubsub_error``
+        (type ``INTERNAL``), and the node starts over after a backoff: it never dies
+        silently while the pool still counts on it. Cancellation ends it, as always.
+        """
+        settings = self._settings
+        backoff = Backoff(settings.backoff_base, settings.backoff_cap, rng=self._rng)
+        while True:
+            try:
+                await self._supervise()
+                return
+            except Exception as exc:
+                log.exception("node %d: the supervisor failed; starting it again", self.id)
+                self._set_ready(False)
+                self._link = None
+                self._down_since = asyncio.get_running_loop().time()
+                self._last_error = f"internal error: {type(exc).__name__}: {exc}"
+                self._release_settle_waiters([])
+                self._dispatch.error(
+                    PubSubErrorEvent(
+                        f"node {self.id} failed ({type(exc).__name__}: {exc}); starting over",
+                        exception=exc,
+                        topics=list(self._wanted.values()),
+                        type="INTERNAL",
+                    )
+                )
+                await self._sleep(backoff.next_delay(), "the supervisor failed")
 
     def wake(self) -> None:
         """The wanted topics changed; the supervisor reconciles them."""

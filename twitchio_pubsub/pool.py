@@ -10,6 +10,7 @@ callbacks; nothing else writes the records.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Iterable, Mapping, Sequence
@@ -61,7 +62,7 @@ _Outcome = tuple[str, str]
 class _Record:
     """One wanted topic: where it is and, while a subscribe waits, its outcome."""
 
-    __slots__ = ("future", "node", "since", "topic", "waiters")
+    __slots__ = ("future", "node", "previous", "since", "topic", "waiters")
 
     def __init__(
         self,
@@ -75,6 +76,9 @@ class _Record:
         self.future = future
         self.since = since
         self.waiters = 0
+        #: While a move to another token waits for the server: the topic as the server
+        #: holds it now (with the token that works), to fall back to if the move is refused.
+        self.previous: Optional[Topic] = None
 
     @property
     def pending(self) -> bool:
@@ -174,6 +178,11 @@ class PubSubPool:
     handover_delay: :class:`float`
         After a RECONNECT, how long the old socket stays open once the new one is
         listening, so that events already in flight on it are not lost.
+    reconnect_hook_grace: :class:`float`
+        How long a node waits for :meth:`reconnect_hook` before it serves its topics
+        with the tokens they have; the hook's result is applied when it returns. Topics
+        the hook subscribes are served at once. (A hook may be slow, e.g. waiting on a
+        token server, and EventSub closes a session with no subscription after 10 s.)
     max_message_size: :class:`int`
         The largest frame accepted, in bytes (1 MiB by default). A larger frame is
         reported as a ``pubsub_error`` and the connection is replaced.
@@ -226,6 +235,7 @@ class PubSubPool:
         listen_retries: int = 2,
         dedup_window: float = 5.0,
         handover_delay: float = 0.5,
+        reconnect_hook_grace: float = 2.0,
         max_message_size: int = 1024 * 1024,
         rng: Optional[random.Random] = None,
         transport: str = "pubsub",
@@ -261,6 +271,7 @@ class PubSubPool:
             listen_retries=listen_retries,
             dedup_window=dedup_window,
             handover_delay=handover_delay,
+            reconnect_hook_grace=reconnect_hook_grace,
             max_message_size=max_message_size,
             rng=rng,
         )
@@ -280,6 +291,8 @@ class PubSubPool:
         self._loop_checked = False
         self._eventsub: Optional[EventSubBridge] = None
         self._revalidating: Optional[asyncio.Task[None]] = None
+        #: auth_fail_hook runs under way, by (topic key, token).
+        self._auth_runs: dict[tuple[str, Optional[str]], asyncio.Task[None]] = {}
         if transport == "eventsub":
             self._eventsub = EventSubBridge(
                 self._session_for_nodes,
@@ -348,6 +361,7 @@ class PubSubPool:
         for topic in topics:
             record = self._records.get(topic.present or "")
             if record is not None and record.node is node and record.topic.token == token:
+                record.previous = None
                 record.resolve(OK)
 
     def _refused(
@@ -363,11 +377,17 @@ class PubSubPool:
             if error in TRANSIENT and not record.pending:
                 kept = True  # held before: keep it and let the node try a new socket
                 continue
+            if error == protocol.ERR_BADAUTH and record.previous is not None:
+                # A token refresh the server refused: the topic stays under the token
+                # that works (the node subscribes it with that again), and the refused
+                # topic goes to auth_fail_hook.
+                self._revert_move(record)
+                continue
             if not self._remove(record, error):
                 dropped.append(record.topic)
         if dropped:
             if error == protocol.ERR_BADAUTH:
-                self._spawn(self._run_auth_fail_hook(dropped), "pubsub-auth-fail-hook")
+                self._auth_fail(dropped)
             else:
                 # The node dispatched the error response as pubsub_error already.
                 log.warning("the server refused (%s): %s", error, _names(dropped))
@@ -394,7 +414,7 @@ class PubSubPool:
                     type="AUTH_REVOKED",
                 )
             )
-            self._spawn(self._run_auth_fail_hook(revoked), "pubsub-auth-fail-hook")
+            self._auth_fail(revoked)
         self._retire_if_empty(node)
 
     def _reconnected(self, node: Node) -> asyncio.Task[None]:
@@ -510,6 +530,7 @@ class PubSubPool:
         if not waits:
             await self._auth_failed(refused)
             return
+        asked = {topic.present: topic for topic in checked}
         for record, _ in waits:
             record.waiters += 1
         try:
@@ -523,19 +544,79 @@ class PubSubPool:
         failures: list[tuple[Topic, _Outcome]] = []
         for record, future in waits:
             outcome = future.result()
+            topic = asked.get(record.topic.present, record.topic)  # the token it asked with
             if outcome[0] == protocol.ERR_BADAUTH:
-                auth_failed.append(record.topic)
+                auth_failed.append(topic)
             elif outcome[0] not in (OK, WITHDRAWN):
-                failures.append((record.topic, outcome))
+                failures.append((topic, outcome))
         await self._auth_failed(refused + auth_failed)
         if failures:
             raise self._failure(failures)
 
     async def _auth_failed(self, topics: list[Topic]) -> None:
-        """Run :meth:`auth_fail_hook` for ``topics``, once per token."""
-        for group in by_token(topics).values():
-            if not self._closed:
-                await self._run_auth_fail_hook(group)
+        """Run :meth:`auth_fail_hook` for ``topics`` (see :meth:`_auth_fail`) and wait for it.
+
+        Raises
+        ------
+        PoolClosed
+            The pool was closed meanwhile.
+        """
+        current = asyncio.current_task()
+        runs = [task for task in self._auth_fail(topics) if task is not current]
+        if runs:
+            # A hook that subscribes again and is refused again does not wait for itself.
+            await asyncio.gather(*(wait_finished(task) for task in runs))
+        if self._closed and topics:
+            raise PoolClosed("the pool was closed", topics=topics)
+
+    def _auth_fail(self, topics: Iterable[Topic]) -> list[asyncio.Task[None]]:
+        """Start :meth:`auth_fail_hook` for refused ``topics``: one run per token.
+
+        A topic whose run for the same token is still under way joins that run instead:
+        however many callers and paths see one refusal (two subscribe calls sharing it,
+        a re-validation and a subscribe), the hook hears of each topic once.
+        """
+        runs: dict[asyncio.Task[None], None] = {}
+        fresh: list[Topic] = []
+        for topic in topics:
+            running = self._auth_runs.get((topic.present or "", topic.token))
+            if running is not None and not running.done():
+                runs[running] = None
+            else:
+                fresh.append(topic)
+        if self._closed:
+            return list(runs)
+        for group in by_token(fresh).values():
+            task = self._spawn(self._run_auth_fail_hook(group), "pubsub-auth-fail-hook")
+            keys = [(topic.present or "", topic.token) for topic in group]
+            for key in keys:
+                self._auth_runs[key] = task
+            task.add_done_callback(functools.partial(self._auth_run_done, keys=keys))
+            runs[task] = None
+        return list(runs)
+
+    def _auth_run_done(
+        self, task: asyncio.Task[None], keys: list[tuple[str, Optional[str]]]
+    ) -> None:
+        for key in keys:
+            if self._auth_runs.get(key) is task:
+                del self._auth_runs[key]
+
+    def _revert_move(self, record: _Record) -> None:
+        """Put a topic back under the token the server holds it with (a refused move)."""
+        previous, record.previous = record.previous, None
+        if previous is None:
+            return
+        refused = record.topic
+        record.topic = previous
+        assigned = self._assigned.get(record.node)
+        if assigned is not None:
+            assigned[previous.present or ""] = previous
+        log.warning(
+            "the server refused the new token of %s; keeping the previous one", refused.present
+        )
+        record.resolve(protocol.ERR_BADAUTH)
+        record.node.wake()
 
     async def _authorize(
         self, topics: list[Topic]
@@ -553,8 +634,9 @@ class PubSubPool:
         refused: list[Topic] = []
         for topic, reason in failed:
             record = self._records.get(topic.present or "")
-            if record is not None:
+            if record is not None and record.topic.token == topic.token:
                 self._withdraw(record)
+            # else: a refresh with a token that cannot serve it; the held topic stays.
             log.warning("EventSub cannot serve %s: %s", topic.present, reason)
             self._dispatcher.error(
                 PubSubErrorEvent(
@@ -673,7 +755,7 @@ class PubSubPool:
                         type="AUTH_REVOKED",
                     )
                 )
-                await self._auth_failed(topics)
+                self._auth_fail(topics)  # in tasks of their own: close() may be called there
 
     def _place(
         self, topics: list[Topic], loop: asyncio.AbstractEventLoop, target: Optional[Node] = None
@@ -735,6 +817,8 @@ class PubSubPool:
         later socket uses the new token.
         """
         key = topic.present or ""
+        if record.previous is None and not record.pending:
+            record.previous = record.topic  # confirmed with it: the fallback if refused
         record.topic = topic
         self._assigned[record.node][key] = topic
         if record.future is None or record.future.done():

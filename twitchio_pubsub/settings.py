@@ -49,6 +49,7 @@ class Settings:
     listen_retries: int = 2
     dedup_window: float = 5.0
     handover_delay: float = 0.5
+    reconnect_hook_grace: float = 2.0
     max_message_size: int = 1024 * 1024
     rng: Optional[random.Random] = None
 
@@ -98,6 +99,11 @@ class Settings:
                 "listen_retries", get("listen_retries", defaults.listen_retries), minimum=0
             ),
             dedup_window=_number("dedup_window", get("dedup_window", defaults.dedup_window)),
+            reconnect_hook_grace=_number(
+                "reconnect_hook_grace",
+                get("reconnect_hook_grace", defaults.reconnect_hook_grace),
+                strict=False,
+            ),
             handover_delay=_number(
                 "handover_delay",
                 get("handover_delay", defaults.handover_delay),

@@ -25,7 +25,7 @@ from .dedup import Deduplicator
 from .errors import ConnectionFailure
 from .logs import RateLimitedLog
 from .models.base import PubSubErrorEvent
-from .node_base import NodeBase, until_signal
+from .node_base import LinkLost, NodeBase, until_signal
 from .settings import Settings
 from .topics import Topic
 from .transport import NodeOwner, wait_finished, within
@@ -100,8 +100,7 @@ class _Confirmed:
         self.token = token
 
 
-class _LinkLost(Exception):
-    """The socket went away (or must be replaced) before the work on it was done."""
+_LinkLost = LinkLost
 
 
 class _Link:
@@ -452,18 +451,6 @@ class PubSubWebsocket(NodeBase[_Link]):
             link.signal.clear()
             await link.signal.wait()
 
-    async def _run_reconnect_hook(self, link: _Link) -> None:
-        """Run the owner's reconnect hook; meanwhile subscribe topics added since."""
-        before = frozenset(self._wanted)
-        hook = self._owner.reconnected(self)
-        while not hook.done():
-            await until_signal(link, also=hook)
-            if not link.alive:
-                raise _LinkLost("connection lost during reconnect_hook")
-            if self._wake_pending:
-                # e.g. subscribe_topics called from inside the hook: serve it now.
-                await self._reconcile(link, skip=before)
-
     # ------------------------------------------------------------------ reconciling
 
     async def _reconcile(
@@ -533,6 +520,11 @@ class PubSubWebsocket(NodeBase[_Link]):
             for key in keys:
                 self._confirmed[key] = token
             return _Confirmed(group, token)
+        if error == protocol.ERR_BADAUTH:
+            # A topic held with another token (a refused refresh) is LISTENed with that
+            # token again if the pool keeps it: what the server holds now is unknown.
+            for key in keys:
+                self._confirmed.pop(key, None)
         if self._owner.refused(self, group, token, error):
             raise _LinkLost(f"LISTEN answered {error}")
         return None

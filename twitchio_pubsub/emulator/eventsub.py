@@ -232,6 +232,10 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
     rate_limit: :class:`int`
         Helix requests per minute and client id (Twitch: 800); one more gets 429 until
         the ``Ratelimit-Reset`` time.
+    subscribe_window: Optional[:class:`float`]
+        Seconds a new session may go without a subscription before it is closed with
+        4003 (Twitch: 10); ``None`` uses the session's keepalive timeout, as before.
+        Tests lower it to exercise slow clients quickly.
     """
 
     _kind = "EventSub emulator"
@@ -248,8 +252,14 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         max_sessions: int = 3,
         max_total_cost: int = 10,
         rate_limit: int = 800,
+        subscribe_window: Optional[float] = None,
     ) -> None:
         super().__init__(host, port)
+        if subscribe_window is not None and not (
+            math.isfinite(subscribe_window) and 0 < subscribe_window <= 600
+        ):
+            raise ValueError("subscribe_window must be from 0 to 600 seconds")
+        self.subscribe_window = subscribe_window
         if not 1 <= min_keepalive <= 600:
             raise ValueError("min_keepalive must be from 1 to 600")
         self.reconnect_grace = reconnect_grace
@@ -552,7 +562,8 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
                 session.last_sent = time.monotonic()
 
     async def _unused_after(self, session: EventSubSession) -> None:
-        await asyncio.sleep(session.keepalive)
+        window = self.subscribe_window
+        await asyncio.sleep(session.keepalive if window is None else window)
         if not session.used and not session.ws.closed:
             log.info("session %s made no subscription in time; closing 4003", session.session_id)
             await self._close(session, 4003)

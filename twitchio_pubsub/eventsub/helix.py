@@ -16,7 +16,7 @@ import aiohttp
 
 from .mapping import Part
 
-__all__ = ("Helix", "HelixError", "TokenInfo", "Tokens")
+__all__ = ("Helix", "HelixError", "MalformedAnswer", "TokenInfo", "Tokens")
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,21 @@ class HelixError(Exception):
         super().__init__(f"HTTP {status}: {message}" if status else message)
         self.status = status
         self.message = message
+
+
+class MalformedAnswer(HelixError):
+    """A Helix or OAuth call succeeded (2xx) but its answer is not what the API returns.
+
+    A server fault (status ``502``), never a verdict on the token: a create may have
+    been carried out all the same.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(502, f"malformed answer from {url}")
+
+
+#: What a parser of an answer raises when the answer does not have the API's shape.
+_SHAPE_ERRORS = (ValueError, KeyError, IndexError, TypeError, AttributeError)
 
 
 @dataclass(frozen=True)
@@ -116,18 +131,15 @@ class Helix:
             401 for an invalid or expired token (or an app token, which has no user);
             another status or 0 when the server failed.
         """
-        body = await self._call(
-            "GET", f"{self._id}/validate", {"Authorization": f"OAuth {token}"}, None, None
+        info: TokenInfo = await self._call(
+            "GET",
+            f"{self._id}/validate",
+            {"Authorization": f"OAuth {token}"},
+            None,
+            None,
+            parse=_token_info,
         )
-        if not isinstance(body, dict) or not body.get("user_id"):
-            raise HelixError(401, "not a user access token")
-        return TokenInfo(
-            user_id=str(body["user_id"]),
-            login=str(body.get("login") or ""),
-            client_id=str(body.get("client_id") or ""),
-            scopes=frozenset(str(s) for s in body.get("scopes") or ()),
-            expires_in=int(body.get("expires_in") or 0),
-        )
+        return info
 
     def _headers(self, token: str, info: TokenInfo) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}", "Client-Id": info.client_id}
@@ -140,17 +152,16 @@ class Helix:
         HelixError
             The server refused it (400, 401, 403, 409, 429 after retries, 5xx).
         """
-        body = await self._call(
+        sub_id: str = await self._call(
             "POST",
             f"{self._helix}/eventsub/subscriptions",
             self._headers(token, info),
             part.body(session_id),
             info.client_id,
+            parse=_created_id,
+            idempotent=False,
         )
-        try:
-            return str(body["data"][0]["id"])
-        except (KeyError, IndexError, TypeError):
-            raise HelixError(502, "the create answer had no subscription id") from None
+        return sub_id
 
     async def find(self, token: str, info: TokenInfo, part: Part) -> Optional[dict[str, Any]]:
         """The enabled subscription of ``part``'s type and condition, if one exists."""
@@ -160,18 +171,18 @@ class Helix:
             query = {"type": part.type}
             if cursor:
                 query["after"] = cursor
-            body = await self._call(
+            data, cursor = await self._call(
                 "GET",
                 f"{self._helix}/eventsub/subscriptions",
                 self._headers(token, info),
                 None,
                 info.client_id,
                 query,
+                parse=_page,
             )
-            for item in body.get("data") or ():
+            for item in data:
                 if item.get("condition") == condition and item.get("status") == "enabled":
                     return dict(item)
-            cursor = (body.get("pagination") or {}).get("cursor")
             if not cursor:
                 return None
         return None
@@ -199,7 +210,17 @@ class Helix:
         json_body: Optional[dict[str, Any]],
         bucket: Optional[str],
         query: Optional[Mapping[str, str]] = None,
+        *,
+        parse: Optional[Callable[[Any], Any]] = None,
+        idempotent: bool = True,
     ) -> Any:
+        """Make one call, retrying 429 (after its reset), 5xx and network failures.
+
+        ``parse`` turns a 2xx answer's body into the result; an answer it cannot read is
+        :class:`MalformedAnswer`, retried like a 5xx unless the call is not
+        ``idempotent``: a create that was carried out is not sent again (the caller looks
+        for what it created). A 5xx create is retried: Twitch answers a repeat with 409.
+        """
         attempt = 0
         while True:
             if bucket is not None:
@@ -234,7 +255,14 @@ class Helix:
             if bucket is not None and remaining == "0":
                 self._block(bucket, reset)
             if 200 <= status < 300:
-                return body if body is not None else {}
+                if parse is None:
+                    return body
+                try:
+                    return parse(body)
+                except _SHAPE_ERRORS:
+                    if not idempotent or attempt >= self._retries:
+                        raise MalformedAnswer(url.split("?")[0]) from None
+                    status, message = 502, "malformed answer"
             if isinstance(body, dict):
                 message = str(body.get("message") or body.get("error") or message)
             limit = RATE_LIMIT_RETRIES if status == 429 else self._retries
@@ -260,6 +288,49 @@ class Helix:
             until = time.time() + fallback
         until = min(until, time.time() + MAX_RESET_WAIT)
         self._blocked[bucket] = max(self._blocked.get(bucket, 0.0), until)
+
+
+def _token_info(body: Any) -> TokenInfo:
+    """``/validate``'s answer. An app token (no user) is refused, as 401; an answer without
+    a client id or scopes is malformed."""
+    client_id, scopes = body["client_id"], body["scopes"]
+    if not isinstance(client_id, str) or not isinstance(scopes, list):
+        raise ValueError("not a validate answer")
+    if not all(isinstance(scope, str) for scope in scopes):
+        raise ValueError("scopes must be strings")
+    user_id = body.get("user_id")
+    if user_id is None:
+        raise HelixError(401, "not a user access token")
+    if not isinstance(user_id, str) or not user_id:
+        raise ValueError("user_id must be a non-empty string")
+    expires_in = body.get("expires_in") or 0
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int):
+        raise ValueError("expires_in must be an integer")
+    return TokenInfo(
+        user_id=user_id,
+        login=str(body.get("login") or ""),
+        client_id=client_id,
+        scopes=frozenset(scopes),
+        expires_in=expires_in,
+    )
+
+
+def _created_id(body: Any) -> str:
+    sub_id = body["data"][0]["id"]
+    if not isinstance(sub_id, str) or not sub_id:
+        raise ValueError("no subscription id")
+    return sub_id
+
+
+def _page(body: Any) -> tuple[list[dict[str, Any]], Optional[str]]:
+    """One page of *Get EventSub Subscriptions*: its items and the next cursor."""
+    data, pagination = body["data"], body.get("pagination") or {}
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ValueError("data must be a list of objects")
+    cursor = pagination.get("cursor")
+    if cursor is not None and not isinstance(cursor, str):
+        raise ValueError("the cursor must be a string")
+    return data, cursor or None
 
 
 class Tokens:

@@ -27,12 +27,12 @@ from ..backoff import Backoff
 from ..errors import ConnectionFailure
 from ..logs import RateLimitedLog
 from ..models.base import PubSubErrorEvent
-from ..node_base import NodeBase, until_signal
+from ..node_base import LinkLost, NodeBase, until_signal
 from ..settings import Settings
 from ..topics import Topic
 from ..transport import NodeOwner, wait_finished, within
 from . import protocol as esp
-from .helix import Helix, HelixError, Tokens
+from .helix import Helix, HelixError, MalformedAnswer, Tokens
 from .mapping import Part, subscriptions_for, token_problem, translate
 
 if TYPE_CHECKING:
@@ -62,8 +62,7 @@ _CLOSE_ADVICE = {
 }
 
 
-class _LinkLost(Exception):
-    pass
+_LinkLost = LinkLost
 
 
 class _Link:
@@ -208,6 +207,8 @@ class EventSubWebsocket(NodeBase[_Link]):
         self._link_ids = itertools.count(1)
         self._noise = RateLimitedLog(log)
         self._stale: list[tuple[Optional[str], str]] = []
+        #: Parts whose create answer could not be read: (token, part), to find and delete.
+        self._unsure: list[tuple[str, Part]] = []
         #: Revocations read but not yet reported: reason -> topic keys (ordered).
         self._revoked: dict[str, dict[str, None]] = {}
 
@@ -484,25 +485,24 @@ class EventSubWebsocket(NodeBase[_Link]):
         finally:
             await old.finish()
 
-    async def _run_reconnect_hook(self, link: _Link) -> None:
-        hook = self._owner.reconnected(self)
-        while not hook.done():
-            await until_signal(link, also=hook)
-            if not link.alive:
-                raise _LinkLost("connection lost during reconnect_hook")
-
     # ------------------------------------------------------------------ reconciling
 
-    async def _reconcile(self, link: _Link, *, ready: bool = False) -> None:
+    async def _reconcile(
+        self, link: _Link, skip: frozenset[str] = frozenset(), *, ready: bool = False
+    ) -> None:
         """Create the subscriptions of wanted topics, delete those of unwanted ones."""
         while True:
             self._wake_pending = False
             waiters, self._settle_waiters = self._settle_waiters, []
-            add = [topic for key, topic in list(self._wanted.items()) if key not in self._held]
+            add = [
+                topic
+                for key, topic in list(self._wanted.items())
+                if key not in self._held and key not in skip
+            ]
             moved = [
                 (key, topic)
                 for key, topic in self._wanted.items()
-                if key in self._held and self._held[key].token != topic.token
+                if key in self._held and key not in skip and self._held[key].token != topic.token
             ]
             confirmed: dict[Optional[str], list[Topic]] = {}
             for key, topic in moved:
@@ -513,6 +513,8 @@ class EventSubWebsocket(NodeBase[_Link]):
             errors = await self._drop(drop) if drop else []
             if stale:
                 await self._delete_stale(stale)
+            if self._unsure:
+                await self._delete_unsure()
             if add:
                 for token, topics in (await self._add(link, add)).items():
                     confirmed.setdefault(token, []).extend(topics)
@@ -613,16 +615,36 @@ class EventSubWebsocket(NodeBase[_Link]):
         try:
             return await self._helix.create(token, info, part, link.session_id)
         except HelixError as exc:
-            if exc.status != 409:
+            if exc.status != 409 and not isinstance(exc, MalformedAnswer):
                 raise
-        # It exists already: created by a call whose answer was lost, or left over from
-        # a session that ended uncleanly. Take ours, delete a stale one and try again.
-        existing = await self._helix.find(token, info, part)
+        # It exists already (409), or may (an answer that could not be read): created by
+        # a call whose answer was lost, or left over from a session that ended uncleanly.
+        # Take ours, delete a stale one and try again.
+        try:
+            existing = await self._helix.find(token, info, part)
+        except HelixError:
+            self._unsure.append((token, part))  # looked for again, and deleted, later
+            raise
         if existing is not None:
             if existing.get("transport", {}).get("session_id") == link.session_id:
                 return str(existing["id"])
             await self._helix.delete(token, info, str(existing["id"]))
         return await self._helix.create(token, info, part, link.session_id)
+
+    async def _delete_unsure(self) -> None:
+        """Delete what a create whose answer could not be read may have left behind."""
+        unsure, self._unsure = self._unsure, []
+        for token, part in unsure:
+            info = self._tokens.known(token)
+            if info is None or part in self._by_part:
+                continue  # the token is gone, or the part was created (and routed) since
+            try:
+                existing = await self._helix.find(token, info, part)
+                if existing is not None:
+                    await self._helix.delete(token, info, str(existing["id"]))
+            except HelixError as exc:
+                log.info("node %d: cleaning up after a broken create failed: %s", self.id, exc)
+                self._unsure.append((token, part))
 
     def _helix_refusal(self, topic: Topic, part: Part, exc: HelixError) -> bool:
         if exc.status == 400 and "session" in exc.message:
@@ -724,11 +746,15 @@ class EventSubWebsocket(NodeBase[_Link]):
         """On close: delete every subscription this node made (not just leave it disabled)."""
         self._forget_session()
         stale, self._stale = self._stale, []
-        if stale:
+        if stale or self._unsure:
             try:
-                await within(self._delete_stale(stale), self._settings.listen_timeout)
+                await within(self._clean_up(stale), self._settings.listen_timeout)
             except asyncio.TimeoutError:
                 log.warning("node %d: deleting subscriptions on close timed out", self.id)
+
+    async def _clean_up(self, stale: list[tuple[Optional[str], str]]) -> None:
+        await self._delete_stale(stale)
+        await self._delete_unsure()
 
     # ------------------------------------------------------------------ reading
 
