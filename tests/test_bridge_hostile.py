@@ -34,9 +34,16 @@ EMU_CLIENT = "emulator-client-id"
 
 
 def tasks_left() -> list[asyncio.Task[Any]]:
-    """Tasks of the library still alive (the test's own task excluded)."""
+    """Tasks of the library still alive (the test's own and the emulator's excluded)."""
     current = asyncio.current_task()
-    return [t for t in asyncio.all_tasks() if t is not current and not t.done()]
+    left = []
+    for task in asyncio.all_tasks():
+        code = getattr(task.get_coro(), "cr_code", None)
+        where = code.co_filename if code is not None else ""
+        if task is current or task.done() or "/emulator/" in where or "aiohttp/web" in where:
+            continue
+        left.append(task)
+    return left
 
 
 def sessions_open() -> list[aiohttp.ClientSession]:
@@ -205,3 +212,83 @@ async def test_a_malformed_lookup_after_a_409_does_not_kill_the_node(
     await pool.subscribe_topics([tp.bits("broadcaster")[B]])
     await cheers(emu, range(1, 2))
     assert [c.bits_used for c in await seen.wait("pubsub_bits")] == [1]
+
+
+# ---------------------------------------------------------------- close() at awkward moments
+
+
+async def closes_cleanly(pool: Any, *calls: asyncio.Future[Any], within: float = 3.0) -> None:
+    """Close ``pool`` while ``calls`` wait: quickly, every call ending in PoolClosed, and
+    nothing (task, socket, ClientSession) left behind."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(pool.close(), within)
+    assert loop.time() - started < within
+    for call in calls:
+        with pytest.raises(tp.PoolClosed):
+            await asyncio.wait_for(call, 1.0)
+    await asyncio.sleep(0)
+    assert tasks_left() == [], tasks_left()
+    assert sessions_open() == []
+    assert pool.nodes == []
+
+
+async def test_close_during_token_validation(pool: HookPool, emu: EventSubEmulator) -> None:
+    await emu.slow_next_helix(3600, call="validate")  # a token server that never answers
+    subscribing = asyncio.ensure_future(pool.subscribe_topics([tp.bits("broadcaster")[B]]))
+    await asyncio.sleep(0.3)
+    await closes_cleanly(pool, subscribing)
+
+
+async def test_close_during_a_rate_limit_wait(pool: HookPool, emu: EventSubEmulator) -> None:
+    await emu.fail_next_helix(429, 1, reset_after=30)
+    subscribing = asyncio.ensure_future(pool.subscribe_topics([tp.bits("broadcaster")[B]]))
+    await asyncio.sleep(0.5)
+    await closes_cleanly(pool, subscribing)
+
+
+async def test_close_during_a_create_that_never_answers(
+    pool: HookPool, emu: EventSubEmulator
+) -> None:
+    await emu.slow_next_helix(3600, call="create")
+    subscribing = asyncio.ensure_future(pool.subscribe_topics([tp.bits("broadcaster")[B]]))
+    await asyncio.sleep(0.5)
+    await closes_cleanly(pool, subscribing)
+
+
+async def test_close_during_revalidation(client: Any, emu: EventSubEmulator) -> None:
+    pool = bridge_pool(client, emu, validate_interval=0.2)
+    await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+    await emu.slow_next_helix(3600, call="validate")
+    await asyncio.sleep(0.6)  # the re-validation now hangs on the token server
+    await closes_cleanly(pool)
+
+
+async def test_close_with_a_delete_that_never_answers(
+    pool: HookPool, emu: EventSubEmulator
+) -> None:
+    topics = [tp.bits("broadcaster")[B], tp.channel_points("broadcaster")[B]]
+    await pool.subscribe_topics(topics)
+    await emu.slow_next_helix(3600, 10, call="delete")
+    unsubscribing = asyncio.ensure_future(pool.unsubscribe_topics(topics[:1]))
+    await asyncio.sleep(0.3)
+    await closes_cleanly(pool, unsubscribing)
+
+
+async def test_close_from_auth_fail_hook_during_revalidation(
+    client: Any, emu: EventSubEmulator
+) -> None:
+    closed = asyncio.Event()
+
+    class ClosingPool(tp.PubSubPool):
+        async def auth_fail_hook(self, topics: list[tp.Topic]) -> None:
+            await self.close()
+            closed.set()
+
+    pool = bridge_pool(client, emu, ClosingPool, validate_interval=0.2)
+    await pool.subscribe_topics([tp.bits("broadcaster")[B]])
+    await emu.expire_token("broadcaster")
+    await asyncio.wait_for(closed.wait(), 5)
+    await asyncio.sleep(0.5)  # more than two re-validation intervals
+    assert tasks_left() == [], tasks_left()
+    assert sessions_open() == []

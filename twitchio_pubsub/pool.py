@@ -13,8 +13,8 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Optional
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Optional, TypeVar
 
 import aiohttp
 
@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ("PubSubPool",)
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _MODES = ("group",)
 _TRANSPORTS = ("pubsub", "eventsub")
@@ -291,6 +293,9 @@ class PubSubPool:
         self._loop_checked = False
         self._eventsub: Optional[EventSubBridge] = None
         self._revalidating: Optional[asyncio.Task[None]] = None
+        #: Work that user calls wait on (token validation, ...): close() ends it.
+        self._calls: set[asyncio.Task[Any]] = set()
+        self._closed_signal: Optional[asyncio.Future[None]] = None
         #: auth_fail_hook runs under way, by (topic key, token).
         self._auth_runs: dict[tuple[str, Optional[str]], asyncio.Task[None]] = {}
         if transport == "eventsub":
@@ -421,6 +426,34 @@ class PubSubPool:
         """``node`` has a new socket: run :meth:`reconnect_hook` in a pool task."""
         return self._spawn(self._apply_reconnect_hook(node), f"pubsub-reconnect-hook-{node.id}")
 
+    async def _until_closed(self, work: Coroutine[Any, Any, T], topics: list[Topic]) -> T:
+        """Await ``work`` for a user call; if the pool closes first, end it and raise.
+
+        ``work`` runs in a task the pool owns, so :meth:`close` can cancel it (and wait
+        for it) wherever the call's own task is.
+
+        Raises
+        ------
+        PoolClosed
+            The pool was closed before ``work`` finished.
+        """
+        if self._closed_signal is None:
+            self._closed_signal = asyncio.get_running_loop().create_future()
+        task = asyncio.get_running_loop().create_task(work)
+        self._calls.add(task)
+        try:
+            await asyncio.wait((task, self._closed_signal), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._calls.discard(task)
+            if not task.done():
+                task.cancel()
+                await asyncio.wait((task,))
+        if task.cancelled() or self._closed:
+            if not task.cancelled():
+                task.exception()  # retrieved: the caller hears PoolClosed instead
+            raise PoolClosed("the pool was closed", topics=topics)
+        return task.result()
+
     # ------------------------------------------------------------------ validation
 
     def _check_topics(self, topics: object, verb: str) -> list[Topic]:
@@ -505,7 +538,7 @@ class PubSubPool:
         refused: list[Topic] = []
         users: dict[str, str] = {}
         if self._eventsub is not None:
-            checked, refused, users = await self._authorize(checked)
+            checked, refused, users = await self._until_closed(self._authorize(checked), checked)
         waits: list[tuple[_Record, asyncio.Future[_Outcome]]] = []
         new: list[Topic] = []
         for topic in checked:
@@ -939,10 +972,8 @@ class PubSubPool:
                 settling.append(node.settled())
             elif node in self._retiring:
                 # Left empty: closed (EventSub: its subscriptions deleted) before returning.
-                closing.append(wait_finished(self._retiring[node]))
-        results = await asyncio.gather(*settling)
-        if closing:
-            await asyncio.gather(*closing)
+                closing.append(self._retiring[node])
+        results = await self._until_closed(_settle(settling, closing), checked)
         failed = [(keys, error) for errors in results for keys, error in errors]
         if failed:
             by_key = {t.present: t for t in checked}
@@ -1198,16 +1229,20 @@ class PubSubPool:
         raise :class:`PoolClosed`. Afterwards no task, socket or session is left.
         """
         self._closed = True
+        if self._closed_signal is not None and not self._closed_signal.done():
+            self._closed_signal.set_result(None)
         for record in self._records.values():
             record.resolve(CLOSED)
         current = asyncio.current_task()
-        tasks = [task for task in self._tasks if task is not current]
+        tasks = [task for task in (*self._tasks, *self._calls) if task is not current]
         for task in tasks:
             task.cancel()
         nodes = [*self._nodes, *self._retiring]
         await asyncio.gather(*(node.close() for node in nodes))
         for task in tasks:
             await wait_finished(task)
+        if self._eventsub is not None:
+            await self._eventsub.close()
         self._nodes.clear()
         self._retiring.clear()
         self._assigned.clear()
@@ -1221,6 +1256,17 @@ class PubSubPool:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+async def _settle(
+    settling: list[asyncio.Future[list[tuple[list[str], str]]]],
+    closing: list[asyncio.Task[None]],
+) -> list[list[tuple[list[str], str]]]:
+    """The nodes' reconcile passes' failed removals, once nodes left empty have closed."""
+    results = await asyncio.gather(*settling)
+    for task in closing:
+        await wait_finished(task)
+    return list(results)
 
 
 def _names(topics: Iterable[Topic]) -> str:

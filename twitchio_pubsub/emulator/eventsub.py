@@ -4,7 +4,6 @@ token validation, with faults, for testing EventSub clients offline."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
@@ -18,7 +17,6 @@ from typing import Any, Optional, TypedDict
 from aiohttp import WSMsgType, web
 
 from ..eventsub.types import SUBSCRIPTION_TYPES, SubscriptionType, missing_scopes
-from ..transport import within
 from . import eventsub_payloads as payloads
 from ._base import MAX_FAULTS, Connection, EmulatorServer, Handler, _BadRequest
 
@@ -277,7 +275,7 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         self._helix_faults: list[_Fault] = []
         #: Overrides for the next welcomes: (fields to set, fields to remove).
         self._welcome_overrides: list[tuple[dict[str, Any], tuple[str, ...]]] = []
-        self._stopping: Optional[asyncio.Event] = None
+        self._stopping: Optional[asyncio.Future[None]] = None
         self._duplicates = 0
         self._rate: dict[str, tuple[float, int]] = {}
         #: Helix requests received and notifications sent (for tests).
@@ -309,7 +307,9 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         app.router.add_get("/oauth2/validate", self._h_validate)
 
     async def _before_close(self) -> None:
-        self._stop_event().set()  # Helix answers held back by a fault end now
+        stopping = self._stop_signal()
+        if not stopping.done():
+            stopping.set_result(None)  # Helix answers held back by a fault end now
         for session in self._connections.values():
             for task in session._tasks:
                 task.cancel()
@@ -968,9 +968,9 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
             raise _HelixFault(429, headers)
         return token, None, headers
 
-    def _stop_event(self) -> asyncio.Event:
+    def _stop_signal(self) -> asyncio.Future[None]:
         if self._stopping is None:
-            self._stopping = asyncio.Event()
+            self._stopping = asyncio.get_running_loop().create_future()
         return self._stopping
 
     async def _fault_before(
@@ -987,8 +987,7 @@ class EventSubEmulator(EmulatorServer[EventSubSession]):
         if fault is None:
             return None, None
         if fault.delay:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await within(self._stop_event().wait(), fault.delay)
+            await asyncio.wait((self._stop_signal(),), timeout=fault.delay)
         if fault.status:
             headers: dict[str, str] = {}
             if fault.status == 429:

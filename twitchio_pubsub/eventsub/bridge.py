@@ -176,6 +176,10 @@ class EventSubBridge:
             endpoint=self.eventsub_url,
         )
 
+    async def close(self) -> None:
+        """End validations still under way (their callers are gone)."""
+        await self.tokens.close()
+
     async def revalidate(self, tokens: Iterable[str]) -> list[str]:
         """Validate ``tokens`` again; the ones that are no longer valid.
 

@@ -353,6 +353,14 @@ class Tokens:
         """Drop ``token`` from the cache (it failed, or nothing uses it any more)."""
         self._known.pop(token, None)
 
+    async def close(self) -> None:
+        """Cancel the validations under way and wait for them."""
+        pending = list(self._pending.values())
+        for future in pending:
+            future.cancel()
+        if pending:
+            await asyncio.wait(pending)
+
     def _settled(self, token: str, done: asyncio.Future[TokenInfo]) -> None:
         self._pending.pop(token, None)
         if not done.cancelled():

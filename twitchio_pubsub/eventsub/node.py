@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 _node_ids = itertools.count(1)
 #: Message ids remembered for de-duplication (Twitch re-sends with the same id).
 SEEN_IDS = 2048
+#: Seconds a closing node spends deleting its subscriptions, at most.
+CLOSE_TIMEOUT = 2.0
 #: Helix create calls one node has in flight at once.
 PARALLEL_CREATES = 16
 #: What to add to the keepalive timeout before a silent session counts as dead.
@@ -344,6 +346,11 @@ class EventSubWebsocket(NodeBase[_Link]):
         finally:
             self._set_ready(False)
             self._release_settle_waiters([])
+            creating = list(self._creating.values())
+            for pending in creating:
+                pending.cancel()  # its callers are gone with the supervisor
+            if creating:
+                await asyncio.wait(creating)
             for task in list(self._finishing):
                 task.cancel()  # its finally closes that old socket
                 await wait_finished(task)
@@ -700,10 +707,15 @@ class EventSubWebsocket(NodeBase[_Link]):
                 if sub_id is not None:
                     deletes.append((key, held.token, sub_id))
         errors: list[tuple[list[str], str]] = []
-        results = await asyncio.gather(
-            *(self._delete(token, sub_id) for _, token, sub_id in deletes),
-            return_exceptions=True,
-        )
+        try:
+            results = await asyncio.gather(
+                *(self._delete(token, sub_id) for _, token, sub_id in deletes),
+                return_exceptions=True,
+            )
+        except asyncio.CancelledError:
+            # Closing: what was not deleted yet is deleted (within a deadline) on close.
+            self._stale.extend((token, sub_id) for _, token, sub_id in deletes)
+            raise
         for (key, _, _), result in zip(deletes, results):
             if isinstance(result, HelixError):
                 errors.append(([key], f"HTTP {result.status}"))
@@ -748,9 +760,14 @@ class EventSubWebsocket(NodeBase[_Link]):
         stale, self._stale = self._stale, []
         if stale or self._unsure:
             try:
-                await within(self._clean_up(stale), self._settings.listen_timeout)
+                await within(self._clean_up(stale), CLOSE_TIMEOUT)
             except asyncio.TimeoutError:
-                log.warning("node %d: deleting subscriptions on close timed out", self.id)
+                log.warning(
+                    "node %d: deleting subscriptions on close took over %g s; left to Twitch "
+                    "(it disables a closed session's subscriptions)",
+                    self.id,
+                    CLOSE_TIMEOUT,
+                )
 
     async def _clean_up(self, stale: list[tuple[Optional[str], str]]) -> None:
         await self._delete_stale(stale)
