@@ -353,3 +353,23 @@ async def test_silent_socket_is_replaced_make_before_break(
         got = await rec.wait("pubsub_bits", len(sent))
         assert sorted({e.bits_used for e in got}) == sent and len(got) == len(sent)
         assert emulator.peak_connections == 2 and pool.nodes[0].reconnects == 1
+
+
+async def test_a_socket_dropped_during_a_listen_is_noticed_at_once(
+    client: Any, emulator: PubSubEmulator
+) -> None:
+    # listen_timeout is long: the drop must be seen when the reader ends, not after it.
+    pool = make_pool(client, emulator, listen_timeout=20.0)
+    try:
+        await pool.subscribe_topics([tp.bits(TOKEN)[1]])
+        await emulator.fail_next_listens(None)  # the next LISTEN gets no answer ...
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        subscribing = asyncio.ensure_future(pool.subscribe_topics([tp.bits(TOKEN)[2]]))
+        await emulator.wait_until(lambda: emulator.listen_count >= 2)
+        await emulator.drop()  # ... because the socket goes away meanwhile
+        await asyncio.wait_for(subscribing, 5.0)  # re-sent on the new socket
+        assert loop.time() - started < 5.0
+        await emulator.wait_for_topics(2)
+    finally:
+        await pool.close()

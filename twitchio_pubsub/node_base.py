@@ -230,7 +230,11 @@ class NodeBase(Generic[L]):
                     )
                 # PING/PONG control frames are answered by aiohttp itself.
         finally:
+            self._reader_ended(link)
             link.signal.set()
+
+    def _reader_ended(self, link: L) -> None:
+        """``link``'s socket is gone: fail what waits for an answer on it (none by default)."""
 
     def _handler_failed(self, raw: str, exc: Exception) -> None:
         self._noise.log(

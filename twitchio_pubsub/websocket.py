@@ -543,6 +543,12 @@ class PubSubWebsocket(NodeBase[_Link]):
 
     # ------------------------------------------------------------------ requests
 
+    def _reader_ended(self, link: _Link) -> None:
+        # A LISTEN sent on this socket will never be answered: fail it now, so that the
+        # supervisor replaces the socket and sends it again, instead of waiting out
+        # listen_timeout with every topic of the node deaf.
+        self._fail_pending(link)
+
     def _fail_pending(self, link: _Link) -> None:
         for nonce, (future, owner) in list(self._pending.items()):
             if owner is link:
