@@ -110,3 +110,13 @@ async def test_eventsub_soak_smoke(tmp_path: Path) -> None:
     assert report["duplicates"] == 0
     assert report["subscriptions_left_after_close"] == 0
     assert all(row["unrecovered"] == 0 for row in report["per_fault"].values())
+
+
+async def test_random_operations_leave_no_call_hung_and_everything_in_agreement() -> None:
+    # 300 seeded operations per transport (the note quotes 1,000-operation runs).
+    for transport in ("pubsub", "eventsub"):
+        out, _ = await _script(
+            "random_ops.py", "--transport", transport, "--ops", "300", "--seed", "3"
+        )
+        assert "calls_hung: 0" in out, out
+        assert "agreement: True" in out, out

@@ -292,3 +292,26 @@ async def test_close_from_auth_fail_hook_during_revalidation(
     await asyncio.sleep(0.5)  # more than two re-validation intervals
     assert tasks_left() == [], tasks_left()
     assert sessions_open() == []
+
+
+# ---------------------------------------------------------------- races
+
+
+@pytest.mark.parametrize("alone", [True, False], ids=["only-topic", "with-another"])
+async def test_subscribe_again_while_its_unsubscribe_waits_on_a_slow_delete(
+    pool: HookPool, emu: EventSubEmulator, seen: Recorder, alone: bool
+) -> None:
+    bits = tp.bits("broadcaster")[B]
+    await pool.subscribe_topics([bits] if alone else [bits, tp.channel_points("broadcaster")[B]])
+    await emu.slow_next_helix(1.5, call="delete")
+    unsubscribing = asyncio.ensure_future(pool.unsubscribe_topics([bits]))
+    await asyncio.sleep(0.2)
+    # The later call wins: the topic ends subscribed, and the call returns once it is.
+    await asyncio.wait_for(pool.subscribe_topics([bits]), 6)
+    await asyncio.wait_for(unsubscribing, 6)
+    assert bits in pool.topics
+    await emu.wait_until(
+        lambda: len([s for s in emu.enabled() if s["type"] == "channel.cheer"]) == 1
+    )
+    await cheers(emu, range(1, 2))
+    assert [c.bits_used for c in await seen.wait("pubsub_bits")] == [1]
