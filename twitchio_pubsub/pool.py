@@ -1055,6 +1055,10 @@ class PubSubPool:
         From here you can refresh the token (or ask the user for a new one) and
         subscribe again. The topics have already been removed from the pool and are
         **not** resubscribed automatically: call :meth:`subscribe_topics` yourself.
+        One exception: a topic that was held with another token and re-subscribed with
+        a token the server refused (a refresh) stays subscribed under the previous
+        token; the hook gets it with the refused one. Each refused topic reaches the
+        hook once per failure, however many calls shared it.
 
         A ``pubsub_error`` event naming the topics and the error was dispatched before
         the hook is called. The default logs a warning naming the topics.
