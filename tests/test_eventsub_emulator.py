@@ -852,3 +852,28 @@ async def test_the_rate_limit_bucket_answers_429_when_empty() -> None:
         async with http.get(client.subscriptions_url, headers=client.headers(token)) as resp:
             assert resp.headers["Ratelimit-Remaining"] == "0"
             assert int(resp.headers["Ratelimit-Reset"]) > time.time()
+
+
+async def test_helix_keeps_no_rate_bucket_for_unauthenticated_client_ids() -> None:
+    # 3,000 made-up Client-Ids used to leave 3,000 buckets behind (760 kB).
+    async with EventSubEmulator() as emu, aiohttp.ClientSession() as http:
+        url = emu.urls["helix_url"] + "/eventsub/subscriptions"
+        for n in range(300):
+            headers = {"Client-Id": f"bogus-{n}", "Authorization": "Bearer nope"}
+            async with http.get(url, headers=headers) as resp:
+                assert resp.status == 401
+        assert len(emu._rate) == 0
+
+
+async def test_helix_and_validate_refuse_a_foreign_host_header() -> None:
+    async with EventSubEmulator() as emu, aiohttp.ClientSession() as http:
+        emu.add_token("tok", 1, client_id="c")
+        headers = {"Host": "evil.example", "Authorization": "OAuth tok"}
+        async with http.get(emu.urls["id_url"] + "/validate", headers=headers) as resp:
+            assert resp.status == 403
+        headers = {"Host": "evil.example", "Authorization": "Bearer tok", "Client-Id": "c"}
+        url = emu.urls["helix_url"] + "/eventsub/subscriptions"
+        async with http.get(url, headers=headers) as resp:
+            assert resp.status == 403
+        async with http.get(url, headers={**headers, "Host": "127.0.0.1"}) as resp:
+            assert resp.status == 200
