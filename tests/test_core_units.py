@@ -322,3 +322,27 @@ async def test_parser_cache_keeps_only_short_topics(client: Any) -> None:
     base.parse_message(client, "channel-bits-events-v2.5", '{"data": {}}')
     assert "channel-bits-events-v2.5" in base._BY_TOPIC
     assert all(len(topic) <= 200 for topic in base._BY_TOPIC)
+
+
+def test_pubsub_transport_plan_follows_the_planner() -> None:
+    from twitchio_pubsub.settings import Settings
+    from twitchio_pubsub.transports import PubSubTransport
+
+    transport = PubSubTransport(Settings())
+    # plan([3, 2], 2, 5, 12) == [(None, 5), (None, 5), (0, 2)]: new nodes -1 and -2, then 0
+    assert transport.plan([3, 2], 2, 5, [1] * 12) == [-1] * 5 + [-2] * 5 + [0, 0]
+    assert transport.plan([0, 10], 0, 50, [1] * 3) == [1, 1, 1]
+    assert transport.plan([2], 1, 5, [1] * 8) is None
+
+
+def test_transports_are_chosen_by_name_only() -> None:
+    import aiohttp
+
+    from twitchio_pubsub.settings import Settings
+    from twitchio_pubsub.transports import TRANSPORTS, build_transport
+
+    assert sorted(TRANSPORTS) == ["eventsub", "pubsub"]
+    with pytest.raises(ValueError, match="unknown transport 'conduits'"):
+        build_transport("conduits", aiohttp.ClientSession, Settings(), {})
+    with pytest.raises(ValueError, match="endpoint is the PubSub server's URL"):
+        build_transport("eventsub", aiohttp.ClientSession, Settings(endpoint="ws://x"), {})

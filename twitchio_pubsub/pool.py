@@ -25,13 +25,9 @@ from .errors import (
     ListenError,
     ListenTimeout,
     PoolClosed,
-    PoolFull,
     PubSubError,
 )
-from .eventsub.bridge import SESSIONS_PER_USER, SUBSCRIPTIONS_PER_SESSION, EventSubBridge
-from .eventsub.mapping import FAMILIES
 from .models.base import PubSubErrorEvent
-from .planner import plan, plan_weighted
 from .settings import Settings
 from .topics import Topic
 from .transport import (
@@ -42,9 +38,11 @@ from .transport import (
     TRANSIENT,
     WITHDRAWN,
     Node,
+    Transport,
     wait_finished,
 )
-from .websocket import PubSubWebsocket, by_token
+from .transports import build_transport
+from .websocket import by_token
 
 if TYPE_CHECKING:
     from twitchio import Client
@@ -56,7 +54,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _MODES = ("group",)
-_TRANSPORTS = ("pubsub", "eventsub")
+#: What the pool speaks unless told otherwise, as twitchio.ext.pubsub did.
+_DEFAULT_TRANSPORT = "pubsub"
 #: A subscription's outcome: a code (``OK``, an ``ERR_*``, ``TIMEOUT``, ...) and words.
 _Outcome = tuple[str, str]
 
@@ -240,7 +239,7 @@ class PubSubPool:
         reconnect_hook_grace: float = 2.0,
         max_message_size: int = 1024 * 1024,
         rng: Optional[random.Random] = None,
-        transport: str = "pubsub",
+        transport: str = _DEFAULT_TRANSPORT,
         eventsub_url: Optional[str] = None,
         helix_url: Optional[str] = None,
         id_url: Optional[str] = None,
@@ -250,15 +249,6 @@ class PubSubPool:
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(_MODES)}")
-        if transport not in _TRANSPORTS:
-            raise ValueError(
-                f"unknown transport {transport!r}; expected one of {', '.join(_TRANSPORTS)}"
-            )
-        if transport == "eventsub" and endpoint is not None:
-            raise ValueError(
-                "endpoint is the PubSub server's URL; with transport='eventsub' give "
-                "eventsub_url, helix_url and id_url instead"
-            )
         self._settings = Settings.build(
             endpoint=endpoint,
             max_pool_size=max_pool_size,
@@ -291,33 +281,36 @@ class PubSubPool:
         self._owner = _Owner(self)
         self._closed = False
         self._loop_checked = False
-        self._eventsub: Optional[EventSubBridge] = None
         self._revalidating: Optional[asyncio.Task[None]] = None
         #: Work that user calls wait on (token validation, ...): close() ends it.
         self._calls: set[asyncio.Task[Any]] = set()
         self._closed_signal: Optional[asyncio.Future[None]] = None
         #: auth_fail_hook runs under way, by (topic key, token).
         self._auth_runs: dict[tuple[str, Optional[str]], asyncio.Task[None]] = {}
-        if transport == "eventsub":
-            self._eventsub = EventSubBridge(
-                self._session_for_nodes,
-                self._settings,
-                eventsub_url=eventsub_url,
-                helix_url=helix_url,
-                id_url=id_url,
-                keepalive_timeout=keepalive_timeout,
-                keepalive_margin=keepalive_margin,
-                validate_interval=validate_interval,
-            )
+        #: Everything that depends on what the nodes speak.
+        self._transport: Transport = build_transport(
+            transport,
+            self._session_for_nodes,
+            self._settings,
+            {
+                "eventsub_url": eventsub_url,
+                "helix_url": helix_url,
+                "id_url": id_url,
+                "keepalive_timeout": keepalive_timeout,
+                "keepalive_margin": keepalive_margin,
+                "validate_interval": validate_interval,
+            },
+        )
 
     def __repr__(self) -> str:
-        transport = " transport=eventsub" if self._eventsub is not None else ""
+        name = self._transport.name
+        transport = "" if name == _DEFAULT_TRANSPORT else f" transport={name}"
         return f"<PubSubPool{transport} nodes={len(self._nodes)} topics={len(self._records)}>"
 
     @property
     def transport(self) -> str:
         """``"pubsub"`` or ``"eventsub"``: what the pool's nodes speak."""
-        return "eventsub" if self._eventsub is not None else "pubsub"
+        return self._transport.name
 
     # ------------------------------------------------------------------ views
 
@@ -535,17 +528,14 @@ class PubSubPool:
             raise PoolClosed("the pool is closed", topics=checked)
         self._check_loop()
         loop = asyncio.get_running_loop()
-        refused: list[Topic] = []
-        users: dict[str, str] = {}
-        if self._eventsub is not None:
-            checked, refused, users = await self._until_closed(self._authorize(checked), checked)
+        checked, refused, groups = await self._until_closed(self._authorize(checked), checked)
         waits: list[tuple[_Record, asyncio.Future[_Outcome]]] = []
         new: list[Topic] = []
         for topic in checked:
             key = topic.present or ""
             record = self._records.get(key)
-            if record is not None and users and getattr(record.node, "user_id", None) != users[key]:
-                # EventSub: a token of another user needs a session of that user.
+            if record is not None and self._transport.group_of(record.node) != groups[key]:
+                # A token of another group (EventSub: user) needs a node of that group.
                 self._withdraw(record)
                 record = None
             if record is None:
@@ -556,10 +546,7 @@ class PubSubPool:
             if record.future is not None and not record.future.done():
                 waits.append((record, record.future))
         if new:
-            if self._eventsub is not None:
-                waits.extend(self._place_eventsub(new, users, loop, node))
-            else:
-                waits.extend(self._place(new, loop, node))
+            waits.extend(self._place(new, groups, loop, node))
         if not waits:
             await self._auth_failed(refused)
             return
@@ -653,15 +640,15 @@ class PubSubPool:
 
     async def _authorize(
         self, topics: list[Topic]
-    ) -> tuple[list[Topic], list[Topic], dict[str, str]]:
-        """EventSub: validate the topics' tokens before anything is placed.
+    ) -> tuple[list[Topic], list[Topic], dict[str, Optional[str]]]:
+        """Have the transport check the topics' tokens before anything is placed.
 
-        Returns the topics that may go on, those refused (already out of the pool, with a
-        ``pubsub_error`` dispatched that names the reason), and each good topic's user.
+        Returns the topics that may go on, those refused (a ``pubsub_error`` naming the
+        reason dispatched; a topic held with another token stays held), and each good
+        topic's group.
         """
-        assert self._eventsub is not None
-        self._eventsub.check_families(topics)
-        ok, failed = await self._eventsub.authorize(topics)
+        self._transport.check(topics)
+        ok, failed = await self._transport.authorize(topics)
         if self._closed:
             raise PoolClosed("the pool was closed", topics=topics)
         refused: list[Topic] = []
@@ -670,10 +657,11 @@ class PubSubPool:
             if record is not None and record.topic.token == topic.token:
                 self._withdraw(record)
             # else: a refresh with a token that cannot serve it; the held topic stays.
-            log.warning("EventSub cannot serve %s: %s", topic.present, reason)
+            name = self._transport.title
+            log.warning("%s cannot serve %s: %s", name, topic.present, reason)
             self._dispatcher.error(
                 PubSubErrorEvent(
-                    f"EventSub refused {topic.present}: {reason}",
+                    f"{name} refused {topic.present}: {reason}",
                     error=protocol.ERR_BADAUTH,
                     topic=topic.present,
                     topics=[topic],
@@ -681,94 +669,26 @@ class PubSubPool:
                 )
             )
             refused.append(topic)
-        users = {topic.present or "": user for topic, user in ok}
+        groups = {topic.present or "": group for topic, group in ok}
         self._start_revalidation()
-        return [topic for topic, _ in ok], refused, users
-
-    def _place_eventsub(
-        self,
-        topics: list[Topic],
-        users: Mapping[str, str],
-        loop: asyncio.AbstractEventLoop,
-        target: Optional[Node] = None,
-    ) -> list[tuple[_Record, asyncio.Future[_Outcome]]]:
-        """EventSub: sessions per token user, at most 3 each, 300 subscriptions each."""
-        bridge = self._eventsub
-        assert bridge is not None
-        by_user: dict[str, list[Topic]] = {}
-        for topic in topics:
-            by_user.setdefault(users[topic.present or ""], []).append(topic)
-        plans: list[tuple[str, list[Node], list[int], list[Topic]]] = []
-        for user, group in by_user.items():
-            mine = [n for n in self._nodes if getattr(n, "user_id", None) == user]
-            if target is not None:
-                if target not in self._nodes:
-                    raise PoolClosed(f"node {target.id} was closed", topics=topics)
-                if target not in mine:
-                    raise ValueError(f"node {target.id} holds another user's topics")
-                mine = [target]
-            cap = mine[0].max_topics if mine else SUBSCRIPTIONS_PER_SESSION
-            free = [cap - self._weight(n) for n in mine]
-            allowed = 0 if target is not None else SESSIONS_PER_USER - len(mine)
-            weights = [bridge.weight(t) for t in group]
-            spots = plan_weighted(free, allowed, cap, weights)
-            if spots is None:
-                raise PoolFull(
-                    f"{len(group)} topic(s) ({sum(weights)} EventSub subscriptions) do not "
-                    f"fit in user {user}'s sessions: {sum(max(f, 0) for f in free)} free "
-                    f"on {len(mine)} session(s) and room for {max(allowed, 0)} more of "
-                    f"{cap} (Twitch allows {SESSIONS_PER_USER} sessions per user)",
-                    topics=group,
-                )
-            plans.append((user, mine, spots, group))
-        waits: list[tuple[_Record, asyncio.Future[_Outcome]]] = []
-        touched: dict[Node, None] = {}
-        now = loop.time()
-        for user, mine, spots, group in plans:
-            fresh: dict[int, Node] = {}
-            for topic, spot in zip(group, spots):
-                if spot >= 0:
-                    node = mine[spot]
-                else:
-                    if spot not in fresh:
-                        fresh[spot] = self._new_node(user)
-                    node = fresh[spot]
-                key = topic.present or ""
-                future: asyncio.Future[_Outcome] = loop.create_future()
-                record = _Record(topic, node, future, now)
-                self._records[key] = record
-                self._assigned.setdefault(node, {})[key] = topic
-                waits.append((record, future))
-                touched[node] = None
-        for node in touched:
-            node.start()
-            node.wake()
-        return waits
-
-    def _topic_weight(self, topic: Topic) -> int:
-        if self._eventsub is None:
-            return 1
-        return self._eventsub.weight(topic) if topic.family in FAMILIES else 0
+        return [topic for topic, _ in ok], refused, groups
 
     def _weight(self, node: Node) -> int:
         """The room ``node``'s topics take (EventSub: their subscriptions)."""
-        assigned = self._assigned.get(node, {})
-        if self._eventsub is None:
-            return len(assigned)
-        return sum(self._eventsub.weight(topic) for topic in assigned.values())
+        weight = self._transport.weight
+        return sum(weight(topic) for topic in self._assigned.get(node, {}).values())
 
     def _start_revalidation(self) -> None:
-        if self._revalidating is None and self._eventsub is not None and not self._closed:
-            self._revalidating = self._spawn(self._revalidate(), "pubsub-eventsub-revalidate")
+        interval = self._transport.validate_interval
+        if self._revalidating is None and interval is not None and not self._closed:
+            self._revalidating = self._spawn(self._revalidate(interval), "pubsub-revalidate")
 
-    async def _revalidate(self) -> None:
+    async def _revalidate(self, interval: float) -> None:
         """Re-validate every token in use, as Twitch requires (hourly by default)."""
-        bridge = self._eventsub
-        assert bridge is not None
         while True:
-            await asyncio.sleep(bridge.validate_interval)
+            await asyncio.sleep(interval)
             in_use = {record.topic.token or "" for record in self._records.values()}
-            lost = set(await bridge.revalidate(in_use))
+            lost = set(await self._transport.revalidate(in_use))
             if not lost:
                 continue
             gone = [r for r in self._records.values() if r.topic.token in lost]
@@ -791,52 +711,60 @@ class PubSubPool:
                 self._auth_fail(topics)  # in tasks of their own: close() may be called there
 
     def _place(
-        self, topics: list[Topic], loop: asyncio.AbstractEventLoop, target: Optional[Node] = None
+        self,
+        topics: list[Topic],
+        groups: Mapping[str, Optional[str]],
+        loop: asyncio.AbstractEventLoop,
+        target: Optional[Node] = None,
     ) -> list[tuple[_Record, asyncio.Future[_Outcome]]]:
-        """Assign new topics to nodes (no await: nothing can interleave).
+        """Assign new topics to nodes of their group (no await: nothing can interleave).
 
         With ``target`` (a node's own ``subscribe_topics``) they all go to that node.
         """
-        settings = self._settings
-        cap = settings.max_connection_topics
-        free = [cap - len(self._assigned.get(node, ())) for node in self._nodes]
-        placements: Optional[list[tuple[Optional[int], int]]]
-        if target is None:
-            placements = plan(free, settings.max_pool_size - len(self._nodes), cap, len(topics))
-        elif target not in self._nodes:
-            raise PoolClosed(f"node {target.id} was closed", topics=topics)
-        elif free[self._nodes.index(target)] < len(topics):
-            raise ValueError(
-                f"{len(topics)} topic(s) do not fit on node {target.id}: it holds "
-                f"{cap - free[self._nodes.index(target)]} of at most {cap}"
+        transport = self._transport
+        by_group: dict[Optional[str], list[Topic]] = {}
+        for topic in topics:
+            by_group.setdefault(groups[topic.present or ""], []).append(topic)
+        plans: list[tuple[Optional[str], list[Node], list[int], list[Topic]]] = []
+        for group, members in by_group.items():
+            mine = [n for n in self._nodes if transport.group_of(n) == group]
+            if target is not None:
+                if target not in self._nodes:
+                    raise PoolClosed(f"node {target.id} was closed", topics=topics)
+                if target not in mine:
+                    raise ValueError(f"node {target.id} holds another user's topics")
+                mine = [target]
+            capacity = transport.capacity(mine)
+            free = [capacity - self._weight(n) for n in mine]
+            allowed = (
+                0
+                if target is not None
+                else transport.more_nodes(group, len(mine), len(self._nodes))
             )
-        else:
-            placements = [(self._nodes.index(target), len(topics))]
-        if placements is None:
-            free_total = sum(max(room, 0) for room in free)
-            room_for = max(settings.max_pool_size - len(self._nodes), 0)
-            raise PoolFull(
-                f"{len(topics)} topic(s) do not fit: {free_total} free slot(s) on "
-                f"{len(self._nodes)} connection(s) and room for {room_for} more "
-                f"connection(s) of {cap}",
-                topics=topics,
-            )
-        existing = list(self._nodes)
+            weights = [transport.weight(t) for t in members]
+            spots = transport.plan(free, allowed, capacity, weights)
+            if spots is None:
+                raise transport.full(group, members, weights, free, allowed, capacity, target)
+            plans.append((group, mine, spots, members))
         waits: list[tuple[_Record, asyncio.Future[_Outcome]]] = []
-        touched: list[Node] = []
-        remaining = iter(topics)
+        touched: dict[Node, None] = {}
         now = loop.time()
-        for index, count in placements:
-            node = self._new_node() if index is None else existing[index]
-            assigned = self._assigned.setdefault(node, {})
-            for _ in range(count):
-                topic = next(remaining)
+        for group, mine, spots, members in plans:
+            fresh: dict[int, Node] = {}
+            for topic, spot in zip(members, spots):
+                if spot >= 0:
+                    node = mine[spot]
+                else:
+                    if spot not in fresh:
+                        fresh[spot] = self._new_node(group)
+                    node = fresh[spot]
+                key = topic.present or ""
                 future: asyncio.Future[_Outcome] = loop.create_future()
                 record = _Record(topic, node, future, now)
-                self._records[topic.present or ""] = record
-                assigned[topic.present or ""] = topic
+                self._records[key] = record
+                self._assigned.setdefault(node, {})[key] = topic
                 waits.append((record, future))
-            touched.append(node)
+                touched[node] = None
         for node in touched:
             node.start()
             node.wake()
@@ -859,23 +787,8 @@ class PubSubPool:
             record.since = loop.time()
         record.node.wake()
 
-    def _new_node(self, user: Optional[str] = None) -> Node:
-        if self._eventsub is not None:
-            assert user is not None
-            session = self._eventsub.new_node(
-                self.client, self, user, self._dispatcher, self._owner
-            )
-            self._nodes.append(session)
-            log.debug("opened EventSub node %d for user %s", session.id, user)
-            return session
-        node = PubSubWebsocket(
-            self.client,
-            self,
-            max_topics=self._settings.max_connection_topics,
-            settings=self._settings,
-            dispatcher=self._dispatcher,
-            owner=self._owner,
-        )
+    def _new_node(self, group: Optional[str]) -> Node:
+        node = self._transport.new_node(group, self.client, self, self._dispatcher, self._owner)
         self._nodes.append(node)
         log.debug("opened node %d (%d in the pool)", node.id, len(self._nodes))
         return node
@@ -1160,8 +1073,9 @@ class PubSubPool:
                 continue
             if key in before:
                 continue  # unsubscribed while the hook ran: do not bring it back
-            if self._weight(node) + self._topic_weight(topic) > node.max_topics or (
-                self._eventsub is not None and topic.family not in FAMILIES
+            transport = self._transport
+            if not transport.serves(topic) or (
+                self._weight(node) + transport.weight(topic) > node.max_topics
             ):
                 overflow.append(topic)
                 continue
@@ -1245,8 +1159,7 @@ class PubSubPool:
         await asyncio.gather(*(node.close() for node in nodes))
         for task in tasks:
             await wait_finished(task)
-        if self._eventsub is not None:
-            await self._eventsub.close()
+        await self._transport.close()
         self._nodes.clear()
         self._retiring.clear()
         self._assigned.clear()

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Optional, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Protocol, TypeVar
 
 if TYPE_CHECKING:
     import aiohttp
+    from twitchio import Client
 
+    from .dispatch import Dispatcher
+    from .errors import PubSubError
     from .topics import Topic
 
 __all__ = (
@@ -30,6 +33,7 @@ __all__ = (
     "WITHDRAWN",
     "Node",
     "NodeOwner",
+    "Transport",
     "wait_finished",
     "within",
 )
@@ -112,6 +116,85 @@ class NodeOwner(Protocol):
 
     async def disconnect(self, node: Node) -> None:
         """Drop every topic of ``node`` and close it (a node method called by user code)."""
+
+
+class Transport(Protocol):
+    """What a pool asks of the transport its nodes speak (PubSub, EventSub, ...).
+
+    The pool owns which topic is where, the hooks and closing; everything that depends
+    on the transport is answered here, so the pool names no transport. Nodes are put in
+    *groups* (EventSub: the token's user, whose sessions are limited; PubSub: one group,
+    ``None``), and a node only holds topics of its group.
+    """
+
+    #: The name a pool is given (``transport="..."``).
+    name: str
+    #: How messages name it (``"EventSub"``).
+    title: str
+    #: Seconds between re-validations of every token in use; ``None``: never.
+    validate_interval: Optional[float]
+
+    def check(self, topics: Sequence[Topic]) -> None:
+        """Refuse (:class:`ValueError`) topics this transport cannot serve at all."""
+
+    def serves(self, topic: Topic) -> bool:
+        """Whether this transport can serve ``topic`` (no exception)."""
+
+    async def authorize(
+        self, topics: Sequence[Topic]
+    ) -> tuple[list[tuple[Topic, Optional[str]]], list[tuple[Topic, str]]]:
+        """Check the topics' tokens before anything is placed.
+
+        Returns ``(topic, group)`` for the topics that may go on and ``(topic, reason)``
+        for those refused. Raises :class:`~twitchio_pubsub.ConnectionFailure` when the
+        check itself could not be made.
+        """
+
+    def weight(self, topic: Topic) -> int:
+        """The room ``topic`` takes on a node."""
+
+    def group_of(self, node: Node) -> Optional[str]:
+        """The group ``node`` serves."""
+
+    def capacity(self, nodes: Sequence[Node]) -> int:
+        """The room of one node of a group that has ``nodes``."""
+
+    def more_nodes(self, group: Optional[str], in_group: int, in_pool: int) -> int:
+        """How many more nodes ``group`` may open."""
+
+    def plan(
+        self, free: Sequence[int], allowed: int, capacity: int, weights: Sequence[int]
+    ) -> Optional[list[int]]:
+        """Where new topics go: per topic the index of an existing node of the group, or
+        ``-1``, ``-2``, ... for new ones; ``None`` when they do not fit."""
+
+    def full(
+        self,
+        group: Optional[str],
+        topics: list[Topic],
+        weights: Sequence[int],
+        free: Sequence[int],
+        allowed: int,
+        capacity: int,
+        target: Optional[Node],
+    ) -> PubSubError | ValueError:
+        """The error for topics that do not fit (on ``target``, when given)."""
+
+    def new_node(
+        self,
+        group: Optional[str],
+        client: Client,
+        pool: Any,
+        dispatcher: Dispatcher,
+        owner: NodeOwner,
+    ) -> Node:
+        """A new node for ``group``."""
+
+    async def revalidate(self, tokens: Iterable[str]) -> list[str]:
+        """Validate ``tokens`` again; the ones that are no longer valid."""
+
+    async def close(self) -> None:
+        """End whatever the transport itself has under way (validations...)."""
 
 
 async def wait_finished(task: asyncio.Future[None]) -> None:

@@ -1,21 +1,23 @@
-"""What a pool needs for ``transport="eventsub"``: tokens, limits, nodes, re-validation.
+"""``transport="eventsub"``: tokens, limits, sessions and re-validation for a pool.
 
 The pool stays the one owner of which topic is where; this object holds the EventSub
-side's own state (the Helix client and the validated tokens) and answers the questions
-the pool asks before it places topics: whose token is this, may it serve that topic,
-how much room does a topic take.
+side's own state (the Helix client and the validated tokens) and answers what the pool
+asks of every :class:`~twitchio_pubsub.transport.Transport`: whose token is this (its
+user is the topic's *group*: a session serves one user), may it serve that topic, how
+much room does a topic take (its subscriptions), how many sessions may a user open.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import aiohttp
 
-from ..errors import ConnectionFailure
+from ..errors import ConnectionFailure, PoolFull, PubSubError
+from ..planner import plan_weighted
 from ..settings import Settings, _number
 from ..topics import Topic
 from .helix import Helix, HelixError, Tokens
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from twitchio import Client
 
     from ..dispatch import Dispatcher
-    from ..transport import NodeOwner
+    from ..transport import Node, NodeOwner
 
 __all__ = (
     "DEFAULT_EVENTSUB_URL",
@@ -34,7 +36,7 @@ __all__ = (
     "DEFAULT_ID_URL",
     "SESSIONS_PER_USER",
     "SUBSCRIPTIONS_PER_SESSION",
-    "EventSubBridge",
+    "EventSubTransport",
 )
 
 log = logging.getLogger(__name__)
@@ -55,8 +57,11 @@ def _url(name: str, value: Optional[str], default: str) -> str:
     return value.strip()
 
 
-class EventSubBridge:
-    """The EventSub half of a pool (internal; the pool creates it)."""
+class EventSubTransport:
+    """The EventSub transport of a pool (internal; the pool builds it by name)."""
+
+    name = "eventsub"
+    title = "EventSub"
 
     def __init__(
         self,
@@ -81,7 +86,7 @@ class EventSubBridge:
             raise ValueError(f"keepalive_timeout must be from 10 to 600 s, got {keepalive_timeout}")
         self.keepalive_timeout = keepalive_timeout
         self.keepalive_margin = _number("keepalive_margin", keepalive_margin)
-        self.validate_interval = _number("validate_interval", validate_interval)
+        self.validate_interval: Optional[float] = _number("validate_interval", validate_interval)
         self.settings = settings
         self.helix = Helix(
             session,
@@ -95,13 +100,74 @@ class EventSubBridge:
         )
         self.tokens = Tokens(self.helix)
 
-    @staticmethod
-    def weight(topic: Topic) -> int:
-        """How many subscriptions ``topic`` takes."""
-        return len(FAMILIES[topic.family])
+    @classmethod
+    def build(
+        cls,
+        session: Callable[[], aiohttp.ClientSession],
+        settings: Settings,
+        options: dict[str, Any],
+    ) -> EventSubTransport:
+        """The transport for a pool's ``settings`` and EventSub ``options``.
 
-    @staticmethod
-    def check_families(topics: Iterable[Topic]) -> None:
+        Raises
+        ------
+        ValueError
+            ``endpoint`` (PubSub's URL) was given.
+        """
+        if settings.endpoint is not None:
+            raise ValueError(
+                "endpoint is the PubSub server's URL; with transport='eventsub' give "
+                "eventsub_url, helix_url and id_url instead"
+            )
+        return cls(session, settings, **options)
+
+    def weight(self, topic: Topic) -> int:
+        """How many subscriptions ``topic`` takes (0 for a family EventSub lacks)."""
+        return len(FAMILIES.get(topic.family, ()))
+
+    def serves(self, topic: Topic) -> bool:
+        """Whether EventSub has a counterpart for ``topic``'s family."""
+        return topic.family in FAMILIES
+
+    def group_of(self, node: Node) -> Optional[str]:
+        """The user whose session ``node`` is."""
+        user: Optional[str] = getattr(node, "user_id", None)
+        return user
+
+    def capacity(self, nodes: Sequence[Node]) -> int:
+        """Subscriptions per session (Twitch: 300)."""
+        return nodes[0].max_topics if nodes else SUBSCRIPTIONS_PER_SESSION
+
+    def more_nodes(self, group: Optional[str], in_group: int, in_pool: int) -> int:
+        """Twitch allows 3 sessions per user, whatever the other users have."""
+        return SESSIONS_PER_USER - in_group
+
+    def plan(
+        self, free: Sequence[int], allowed: int, capacity: int, weights: Sequence[int]
+    ) -> Optional[list[int]]:
+        """:func:`~twitchio_pubsub.planner.plan_weighted`: topics weigh their subscriptions."""
+        return plan_weighted(free, allowed, capacity, weights)
+
+    def full(
+        self,
+        group: Optional[str],
+        topics: list[Topic],
+        weights: Sequence[int],
+        free: Sequence[int],
+        allowed: int,
+        capacity: int,
+        target: Optional[Node],
+    ) -> PubSubError | ValueError:
+        """:class:`PoolFull` naming the user, their sessions and Twitch's limit."""
+        return PoolFull(
+            f"{len(topics)} topic(s) ({sum(weights)} EventSub subscriptions) do not "
+            f"fit in user {group}'s sessions: {sum(max(f, 0) for f in free)} free "
+            f"on {len(free)} session(s) and room for {max(allowed, 0)} more of "
+            f"{capacity} (Twitch allows {SESSIONS_PER_USER} sessions per user)",
+            topics=topics,
+        )
+
+    def check(self, topics: Iterable[Topic]) -> None:
         """Refuse topics EventSub has nothing for, before anything is sent.
 
         Raises
@@ -117,8 +183,8 @@ class EventSubBridge:
                 )
 
     async def authorize(
-        self, topics: list[Topic]
-    ) -> tuple[list[tuple[Topic, str]], list[tuple[Topic, str]]]:
+        self, topics: Sequence[Topic]
+    ) -> tuple[list[tuple[Topic, Optional[str]]], list[tuple[Topic, str]]]:
         """Validate the topics' tokens: ``(topic, user id)`` that may go on, and
         ``(topic, reason)`` that may not (invalid token, wrong user, missing scope).
 
@@ -132,7 +198,7 @@ class EventSubBridge:
             *(self.tokens.info(token) for token in tokens), return_exceptions=True
         )
         by_token = dict(zip(tokens, answers))
-        ok: list[tuple[Topic, str]] = []
+        ok: list[tuple[Topic, Optional[str]]] = []
         failed: list[tuple[Topic, str]] = []
         for topic in topics:
             info = by_token[topic.token or ""]
@@ -154,17 +220,19 @@ class EventSubBridge:
 
     def new_node(
         self,
+        group: Optional[str],
         client: Client,
         pool: Any,
-        user_id: str,
         dispatcher: Dispatcher,
         owner: NodeOwner,
     ) -> EventSubWebsocket:
-        """A node (one session) for ``user_id``'s topics."""
+        """A node (one session) for the topics of user ``group``."""
+        if group is None:
+            raise ValueError("an EventSub session needs the user it serves")
         return EventSubWebsocket(
             client,
             pool,
-            user_id=user_id,
+            user_id=group,
             max_topics=SUBSCRIPTIONS_PER_SESSION,
             settings=self.settings,
             dispatcher=dispatcher,
