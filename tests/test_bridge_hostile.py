@@ -315,3 +315,26 @@ async def test_subscribe_again_while_its_unsubscribe_waits_on_a_slow_delete(
     )
     await cheers(emu, range(1, 2))
     assert [c.bits_used for c in await seen.wait("pubsub_bits")] == [1]
+
+
+# ---------------------------------------------------------------- tokens kept
+
+
+async def test_tokens_nothing_uses_are_forgotten(pool: HookPool, emu: EventSubEmulator) -> None:
+    # Superseded tokens used to be kept (keyed by the secret) for the pool's life. The
+    # cache is internal; this test looks at it because memory is what is at stake.
+    for n in range(1, 4):
+        emu.add_token(f"b{n}", B, scopes=["bits:read", "channel:read:redemptions"])
+    tokens = pool._transport.tokens
+    for n in range(1, 4):  # a refresh loop: b1, then b2, then b3
+        await pool.subscribe_topics([tp.bits(f"b{n}")[B], tp.channel_points(f"b{n}")[B]])
+    await asyncio.sleep(0.05)
+    assert (tokens.known("b1"), tokens.known("b2")) == (None, None)
+    assert tokens.known("b3") is not None and len(tokens) == 1
+    await pool.subscribe_topics([tp.bits("chatter")[B]])  # refused: wrong user
+    await asyncio.sleep(0.05)
+    assert tokens.known("chatter") is None
+    await pool.unsubscribe_topics(pool.topics)
+    await emu.wait_until(lambda: not emu.subscriptions)  # deleted with b3
+    await asyncio.sleep(0.05)
+    assert len(tokens) == 0

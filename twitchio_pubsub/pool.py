@@ -299,6 +299,7 @@ class PubSubPool:
                 "keepalive_timeout": keepalive_timeout,
                 "keepalive_margin": keepalive_margin,
                 "validate_interval": validate_interval,
+                "tokens_in_use": self._tokens_in_use,
             },
         )
 
@@ -343,6 +344,16 @@ class PubSubPool:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession()
         return self._session
+
+    def _tokens_in_use(self) -> set[str]:
+        """Every token a topic uses, or falls back to if a refresh is refused."""
+        tokens = {record.topic.token or "" for record in self._records.values()}
+        tokens.update(
+            record.previous.token or ""
+            for record in self._records.values()
+            if record.previous is not None
+        )
+        return tokens
 
     def _wanted(self, node: Node) -> Mapping[str, Topic]:
         """The topics assigned to ``node``."""
@@ -629,6 +640,7 @@ class PubSubPool:
             return
         refused = record.topic
         record.topic = previous
+        self._transport.tokens_changed()
         assigned = self._assigned.get(record.node)
         if assigned is not None:
             assigned[previous.present or ""] = previous
@@ -670,6 +682,8 @@ class PubSubPool:
             )
             refused.append(topic)
         groups = {topic.present or "": group for topic, group in ok}
+        if refused:
+            self._transport.tokens_changed()  # a refused token is not kept
         self._start_revalidation()
         return [topic for topic, _ in ok], refused, groups
 
@@ -782,6 +796,7 @@ class PubSubPool:
             record.previous = record.topic  # confirmed with it: the fallback if refused
         record.topic = topic
         self._assigned[record.node][key] = topic
+        self._transport.tokens_changed()
         if record.future is None or record.future.done():
             record.future = loop.create_future()
             record.since = loop.time()
@@ -920,6 +935,7 @@ class PubSubPool:
                 assigned.pop(key, None)
         waiting = record.pending
         record.resolve(outcome, detail)
+        self._transport.tokens_changed()
         return waiting
 
     def _withdraw(self, record: _Record) -> None:
@@ -1070,6 +1086,7 @@ class PubSubPool:
                 ):
                     record.topic = topic
                     assigned[key] = topic
+                    self._transport.tokens_changed()
                 continue
             if key in before:
                 continue  # unsubscribed while the hook ran: do not bring it back

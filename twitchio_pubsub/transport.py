@@ -193,6 +193,9 @@ class Transport(Protocol):
     async def revalidate(self, tokens: Iterable[str]) -> list[str]:
         """Validate ``tokens`` again; the ones that are no longer valid."""
 
+    def tokens_changed(self) -> None:
+        """The pool's topics changed tokens or left (to forget tokens nothing uses)."""
+
     async def close(self) -> None:
         """End whatever the transport itself has under way (validations...)."""
 

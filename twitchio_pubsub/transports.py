@@ -145,6 +145,9 @@ class PubSubTransport:
         """Nothing to do: the server refuses a dead token on the next LISTEN."""
         return []
 
+    def tokens_changed(self) -> None:
+        """Nothing to forget: PubSub keeps no tokens of its own."""
+
     async def close(self) -> None:
         """Nothing of its own is under way."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
@@ -74,6 +75,7 @@ class EventSubTransport:
         keepalive_timeout: Any,
         keepalive_margin: Any,
         validate_interval: Any,
+        tokens_in_use: Callable[[], Iterable[str]] = tuple,
     ) -> None:
         self.eventsub_url = _url("eventsub_url", eventsub_url, DEFAULT_EVENTSUB_URL)
         self.helix_url = _url("helix_url", helix_url, DEFAULT_HELIX_URL)
@@ -99,6 +101,10 @@ class EventSubTransport:
             backoff_cap=settings.backoff_cap,
         )
         self.tokens = Tokens(self.helix)
+        #: The pool's topics' tokens (and those a refused refresh falls back to).
+        self._tokens_in_use = tokens_in_use
+        self._nodes: weakref.WeakSet[EventSubWebsocket] = weakref.WeakSet()
+        self._prune_scheduled = False
 
     @classmethod
     def build(
@@ -229,7 +235,7 @@ class EventSubTransport:
         """A node (one session) for the topics of user ``group``."""
         if group is None:
             raise ValueError("an EventSub session needs the user it serves")
-        return EventSubWebsocket(
+        node = EventSubWebsocket(
             client,
             pool,
             user_id=group,
@@ -242,7 +248,27 @@ class EventSubTransport:
             keepalive=self.keepalive_timeout,
             keepalive_margin=self.keepalive_margin,
             endpoint=self.eventsub_url,
+            released=self.tokens_changed,
         )
+        self._nodes.add(node)
+        return node
+
+    def tokens_changed(self) -> None:
+        """Topics changed tokens or left: forget, soon, the tokens nothing needs any more.
+
+        A token is kept while a topic of the pool uses it or a session still needs it to
+        delete what it created; a replaced token is then never tried again.
+        """
+        if not self._prune_scheduled:
+            self._prune_scheduled = True
+            asyncio.get_running_loop().call_soon(self._prune)
+
+    def _prune(self) -> None:
+        self._prune_scheduled = False
+        keep = set(self._tokens_in_use())
+        for node in list(self._nodes):
+            keep.update(node.tokens_needed())
+        self.tokens.retain(keep)
 
     async def close(self) -> None:
         """End validations still under way (their callers are gone)."""

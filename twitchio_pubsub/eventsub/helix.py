@@ -8,7 +8,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -352,6 +352,14 @@ class Tokens:
     def forget(self, token: str) -> None:
         """Drop ``token`` from the cache (it failed, or nothing uses it any more)."""
         self._known.pop(token, None)
+
+    def retain(self, keep: Collection[str]) -> None:
+        """Forget every validated token not in ``keep`` (a replaced token, say)."""
+        for token in [t for t in self._known if t not in keep]:
+            del self._known[token]
+
+    def __len__(self) -> int:
+        return len(self._known)
 
     async def close(self) -> None:
         """Cancel the validations under way and wait for them."""

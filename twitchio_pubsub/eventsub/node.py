@@ -17,7 +17,7 @@ import collections
 import itertools
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -187,6 +187,7 @@ class EventSubWebsocket(NodeBase[_Link]):
         keepalive: int,
         keepalive_margin: float,
         endpoint: Optional[str] = None,
+        released: Callable[[], None] = lambda: None,
     ) -> None:
         super().__init__(client, pool, owner, max_topics, settings, dispatcher)
         self.user_id = user_id
@@ -195,6 +196,8 @@ class EventSubWebsocket(NodeBase[_Link]):
         self._keepalive = keepalive
         self._margin = keepalive_margin
         self._endpoint = endpoint or type(self).ENDPOINT
+        #: Told when this node may no longer need a token it held.
+        self._released = released
         self._held: dict[str, _Held] = {}
         #: Part -> the topic keys it serves, from before its create is sent (Twitch may
         #: deliver an event before the client has read the 202), on the current session.
@@ -211,6 +214,8 @@ class EventSubWebsocket(NodeBase[_Link]):
         self._stale: list[tuple[Optional[str], str]] = []
         #: Parts whose create answer could not be read: (token, part), to find and delete.
         self._unsure: list[tuple[str, Part]] = []
+        #: Deletes under way, (token, subscription id) each: their tokens are still needed.
+        self._deleting: list[list[tuple[Optional[str], str]]] = []
         #: Revocations read but not yet reported: reason -> topic keys (ordered).
         self._revoked: dict[str, dict[str, None]] = {}
 
@@ -291,6 +296,16 @@ class EventSubWebsocket(NodeBase[_Link]):
         raise ConnectionFailure(
             "EventSub sessions take no frames from clients; subscribe through the pool"
         )
+
+    def tokens_needed(self) -> set[str]:
+        """The tokens this node may still use: its topics' and those it deletes with."""
+        need = {topic.token for topic in self._wanted.values() if topic.token}
+        need.update(held.token for held in self._held.values() if held.token)
+        need.update(token for token, _ in self._stale if token)
+        need.update(token for token, _ in self._unsure)
+        for deleting in self._deleting:
+            need.update(token for token, _ in deleting if token)
+        return need
 
     # ------------------------------------------------------------------ supervisor
 
@@ -516,12 +531,14 @@ class EventSubWebsocket(NodeBase[_Link]):
                 self._held[key].token = topic.token  # same user: nothing to re-create
                 confirmed.setdefault(topic.token, []).append(topic)
             drop = [key for key in self._held if key not in self._wanted]
-            stale, self._stale = self._stale, []
             errors = await self._drop(drop) if drop else []
+            stale, self._stale = self._stale, []
             if stale:
                 await self._delete_stale(stale)
             if self._unsure:
                 await self._delete_unsure()
+            if drop or stale or moved:
+                self._released()
             if add:
                 for token, topics in (await self._add(link, add)).items():
                     confirmed.setdefault(token, []).extend(topics)
@@ -707,15 +724,19 @@ class EventSubWebsocket(NodeBase[_Link]):
                 if sub_id is not None:
                     deletes.append((key, held.token, sub_id))
         errors: list[tuple[list[str], str]] = []
+        pending = [(token, sub_id) for _, token, sub_id in deletes]
+        self._deleting.append(pending)
         try:
             results = await asyncio.gather(
-                *(self._delete(token, sub_id) for _, token, sub_id in deletes),
+                *(self._delete(token, sub_id) for token, sub_id in pending),
                 return_exceptions=True,
             )
         except asyncio.CancelledError:
             # Closing: what was not deleted yet is deleted (within a deadline) on close.
-            self._stale.extend((token, sub_id) for _, token, sub_id in deletes)
+            self._stale.extend(pending)
             raise
+        finally:
+            self._deleting.remove(pending)
         for (key, _, _), result in zip(deletes, results):
             if isinstance(result, HelixError):
                 errors.append(([key], f"HTTP {result.status}"))
@@ -724,14 +745,16 @@ class EventSubWebsocket(NodeBase[_Link]):
         return errors
 
     async def _delete(self, token: Optional[str], sub_id: str) -> None:
-        """Delete a subscription with ``token``, or with another token of this node's user.
+        """Delete a subscription with a token of this node's user.
 
-        A subscription belongs to the user, not to one token: after a revoked or
-        refreshed token, the token a topic holds now deletes what the old one made.
+        A subscription belongs to the user, not to one token: the tokens the topics hold
+        now are tried first, so after a refresh the new token deletes what the old one
+        made; ``token`` (what created it) only while it is still known, never once it was
+        replaced and forgotten.
         """
         tried: set[str] = set()
-        others = (t.token for t in self._wanted.values())
-        for candidate in (token, *others, *self._tokens.of_user(self.user_id)):
+        current = (t.token for t in self._wanted.values())
+        for candidate in (*current, token, *self._tokens.of_user(self.user_id)):
             info = self._tokens.known(candidate)
             if candidate is None or candidate in tried or info is None:
                 continue
@@ -748,26 +771,36 @@ class EventSubWebsocket(NodeBase[_Link]):
         log.info("node %d: no valid token left to delete subscription %s", self.id, sub_id)
 
     async def _delete_stale(self, stale: list[tuple[Optional[str], str]]) -> None:
-        if stale:
+        if not stale:
+            return
+        self._deleting.append(stale)
+        try:
             await asyncio.gather(
                 *(self._delete(token, sub_id) for token, sub_id in stale),
                 return_exceptions=True,
             )
+        finally:
+            self._deleting.remove(stale)
 
     async def _delete_all(self) -> None:
         """On close: delete every subscription this node made (not just leave it disabled)."""
         self._forget_session()
         stale, self._stale = self._stale, []
-        if stale or self._unsure:
-            try:
-                await within(self._clean_up(stale), CLOSE_TIMEOUT)
-            except asyncio.TimeoutError:
-                log.warning(
-                    "node %d: deleting subscriptions on close took over %g s; left to Twitch "
-                    "(it disables a closed session's subscriptions)",
-                    self.id,
-                    CLOSE_TIMEOUT,
-                )
+        if not stale and not self._unsure:
+            return
+        self._deleting.append(stale)  # until deleted, their tokens are not forgotten
+        try:
+            await within(self._clean_up(stale), CLOSE_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning(
+                "node %d: deleting subscriptions on close took over %g s; left to Twitch "
+                "(it disables a closed session's subscriptions)",
+                self.id,
+                CLOSE_TIMEOUT,
+            )
+        finally:
+            self._deleting.remove(stale)
+            self._released()
 
     async def _clean_up(self, stale: list[tuple[Optional[str], str]]) -> None:
         await self._delete_stale(stale)
