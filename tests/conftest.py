@@ -224,3 +224,24 @@ async def settle() -> None:
 
     for _ in range(5):
         await asyncio.sleep(0)
+
+
+@pytest.fixture(autouse=True)
+def subscription_tables_stay_consistent() -> Any:
+    """Every EventSub node checks its SubscriptionTable's invariants after each reconcile
+    pass and revocation; a test fails if one did not hold (the node itself would only
+    log it and start over)."""
+    from twitchio_pubsub.eventsub import node
+
+    broken: list[str] = []
+
+    def check(table: Any) -> None:
+        try:
+            table.check()
+        except AssertionError as exc:
+            broken.append(str(exc))
+
+    node.check_table = check
+    yield
+    node.check_table = None
+    assert broken == [], broken

@@ -34,6 +34,7 @@ from ..transport import NodeOwner, wait_finished, within
 from . import protocol as esp
 from .helix import Helix, HelixError, MalformedAnswer, Tokens
 from .mapping import Part, subscriptions_for, token_problem, translate
+from .subscriptions import SubscriptionTable
 
 if TYPE_CHECKING:
     from twitchio import Client
@@ -47,6 +48,9 @@ log = logging.getLogger(__name__)
 _node_ids = itertools.count(1)
 #: Message ids remembered for de-duplication (Twitch re-sends with the same id).
 SEEN_IDS = 2048
+#: Called with a node's SubscriptionTable after every reconcile pass and revocation;
+#: the test suite sets it to assert the table's invariants over real sockets.
+check_table: Optional[Callable[[SubscriptionTable[Any]], None]] = None
 #: Seconds a closing node spends deleting its subscriptions, at most.
 CLOSE_TIMEOUT = 2.0
 #: Helix create calls one node has in flight at once.
@@ -132,16 +136,6 @@ class _Seen:
         return True
 
 
-class _Held:
-    """A topic whose subscriptions exist on the current session."""
-
-    __slots__ = ("parts", "token")
-
-    def __init__(self, token: Optional[str], parts: list[Part]) -> None:
-        self.token = token
-        self.parts = parts
-
-
 class EventSubWebsocket(NodeBase[_Link]):
     """One EventSub WebSocket session of one token user, holding that user's topics.
 
@@ -198,24 +192,13 @@ class EventSubWebsocket(NodeBase[_Link]):
         self._endpoint = endpoint or type(self).ENDPOINT
         #: Told when this node may no longer need a token it held.
         self._released = released
-        self._held: dict[str, _Held] = {}
-        #: Part -> the topic keys it serves, from before its create is sent (Twitch may
-        #: deliver an event before the client has read the 202), on the current session.
-        self._keys: dict[Part, set[str]] = {}
-        #: Created subscriptions: id -> part, and part -> id.
-        self._routes: dict[str, Part] = {}
-        self._by_part: dict[Part, str] = {}
-        self._creating: dict[Part, asyncio.Future[str]] = {}
+        #: What the session holds and what is left to delete: the one owner of it.
+        self._subs: SubscriptionTable[asyncio.Future[str]] = SubscriptionTable()
         self._seen = _Seen()
         #: Old sockets still read after a session_reconnect, each closed by its task.
         self._finishing: set[asyncio.Task[None]] = set()
         self._link_ids = itertools.count(1)
         self._noise = RateLimitedLog(log)
-        self._stale: list[tuple[Optional[str], str]] = []
-        #: Parts whose create answer could not be read: (token, part), to find and delete.
-        self._unsure: list[tuple[str, Part]] = []
-        #: Deletes under way, (token, subscription id) each: their tokens are still needed.
-        self._deleting: list[list[tuple[Optional[str], str]]] = []
         #: Revocations read but not yet reported: reason -> topic keys (ordered).
         self._revoked: dict[str, dict[str, None]] = {}
 
@@ -237,7 +220,7 @@ class EventSubWebsocket(NodeBase[_Link]):
     @property
     def subscriptions(self) -> int:
         """How many EventSub subscriptions this session holds now."""
-        return len(self._routes)
+        return len(self._subs)
 
     @property
     def endpoint(self) -> str:
@@ -300,12 +283,10 @@ class EventSubWebsocket(NodeBase[_Link]):
     def tokens_needed(self) -> set[str]:
         """The tokens this node may still use: its topics' and those it deletes with."""
         need = {topic.token for topic in self._wanted.values() if topic.token}
-        need.update(held.token for held in self._held.values() if held.token)
-        need.update(token for token, _ in self._stale if token)
-        need.update(token for token, _ in self._unsure)
-        for deleting in self._deleting:
-            need.update(token for token, _ in deleting if token)
-        return need
+        return need | self._subs.tokens()
+
+    def _wanted_tokens(self) -> dict[str, Optional[str]]:
+        return {key: topic.token for key, topic in self._wanted.items()}
 
     # ------------------------------------------------------------------ supervisor
 
@@ -342,7 +323,7 @@ class EventSubWebsocket(NodeBase[_Link]):
                     "node %d: session %s up, %d subscription(s)",
                     self.id,
                     link.session_id,
-                    len(self._routes),
+                    len(self._subs),
                 )
                 self._dispatch.event("pubsub_ready", self)
                 started = loop.time()
@@ -361,7 +342,7 @@ class EventSubWebsocket(NodeBase[_Link]):
         finally:
             self._set_ready(False)
             self._release_settle_waiters([])
-            creating = list(self._creating.values())
+            creating = list(self._subs.creating.values())
             for pending in creating:
                 pending.cancel()  # its callers are gone with the supervisor
             if creating:
@@ -383,19 +364,7 @@ class EventSubWebsocket(NodeBase[_Link]):
 
     def _forget_session(self) -> None:
         """A new session holds nothing: what the old one held is stale (deleted later)."""
-        for sub_id, part in self._routes.items():
-            self._stale.append((self._token_of(part), sub_id))
-        self._held.clear()
-        self._keys.clear()
-        self._routes.clear()
-        self._by_part.clear()
-
-    def _token_of(self, part: Part) -> Optional[str]:
-        """The token of a topic the subscription serves (any: they share one user)."""
-        keys = self._keys.get(part, ())
-        return next((self._held[k].token for k in keys if k in self._held), None) or next(
-            (self._wanted[k].token for k in keys if k in self._wanted), None
-        )
+        self._subs.forget_session(self._wanted_tokens())
 
     async def _open(self, url: str) -> _Link:
         """Open a socket and read its welcome."""
@@ -516,26 +485,28 @@ class EventSubWebsocket(NodeBase[_Link]):
         while True:
             self._wake_pending = False
             waiters, self._settle_waiters = self._settle_waiters, []
+            subs = self._subs
+            held = subs.held
             add = [
                 topic
                 for key, topic in list(self._wanted.items())
-                if key not in self._held and key not in skip
+                if key not in held and key not in skip
             ]
             moved = [
                 (key, topic)
                 for key, topic in self._wanted.items()
-                if key in self._held and key not in skip and self._held[key].token != topic.token
+                if key in held and key not in skip and held[key].token != topic.token
             ]
             confirmed: dict[Optional[str], list[Topic]] = {}
             for key, topic in moved:
-                self._held[key].token = topic.token  # same user: nothing to re-create
+                subs.move(key, topic.token)  # same user: nothing to re-create
                 confirmed.setdefault(topic.token, []).append(topic)
-            drop = [key for key in self._held if key not in self._wanted]
+            drop = [key for key in held if key not in self._wanted]
             errors = await self._drop(drop) if drop else []
-            stale, self._stale = self._stale, []
+            stale = subs.take_stale()
             if stale:
                 await self._delete_stale(stale)
-            if self._unsure:
+            if subs.unsure:
                 await self._delete_unsure()
             if drop or stale or moved:
                 self._released()
@@ -548,6 +519,8 @@ class EventSubWebsocket(NodeBase[_Link]):
             for token, topics in confirmed.items():
                 self._owner.subscribed(self, topics, token)
             self._release_settle_waiters(errors, waiters)
+            if check_table is not None:
+                check_table(self._subs)
             if not self._wake_pending:
                 return
 
@@ -591,31 +564,36 @@ class EventSubWebsocket(NodeBase[_Link]):
             self._refuse([topic], protocol.ERR_BADAUTH, problem)
             return False
         parts = subscriptions_for(key, info.user_id)
+        subs = self._subs
         created: list[Part] = []
         for part in parts:
-            self._keys.setdefault(part, set()).add(key)
-            if part in self._by_part:
+            if subs.route(key, part) is not None:
                 created.append(part)
                 continue
             # Two topics may share a subscription (bits v1 and v2 of one channel):
             # the second waits for the first one's create instead of getting a 409.
-            pending = self._creating.get(part)
+            pending = subs.creating.get(part)
             if pending is None:
                 pending = asyncio.ensure_future(
                     self._create_limited(link, token, info, part, limiter)
                 )
-                self._creating[part] = pending
+                subs.creating[part] = pending
                 pending.add_done_callback(self._created)
             try:
                 sub_id = await asyncio.shield(pending)
             except HelixError as exc:
                 for done in (*created, part):
-                    self._unroute(done, key)
+                    subs.unroute(key, done)
                 return self._helix_refusal(topic, part, exc)
-            self._by_part[part] = sub_id
-            self._routes[sub_id] = part
+            if key not in subs.routes.get(part, ()):
+                # Nothing routes it any more (revoked while it was created): delete it.
+                if part not in subs.created:
+                    subs.stale.append((token, sub_id))
+                self.wake()
+                return False
+            subs.confirm(part, sub_id)
             created.append(part)
-        self._held[key] = _Held(token, parts)
+        subs.hold(key, token, parts)
         current = self._wanted.get(key)
         if current is None or current.token != token:
             self.wake()  # unsubscribed or moved meanwhile: the next pass sorts it out
@@ -629,9 +607,10 @@ class EventSubWebsocket(NodeBase[_Link]):
             return await self._create(link, token, info, part)
 
     def _created(self, done: asyncio.Future[str]) -> None:
-        for part, pending in list(self._creating.items()):
+        creating = self._subs.creating
+        for part, pending in list(creating.items()):
             if pending is done:
-                del self._creating[part]
+                del creating[part]
         if not done.cancelled():
             done.exception()  # retrieved: every waiter saw it, or none is left to
 
@@ -647,7 +626,7 @@ class EventSubWebsocket(NodeBase[_Link]):
         try:
             existing = await self._helix.find(token, info, part)
         except HelixError:
-            self._unsure.append((token, part))  # looked for again, and deleted, later
+            self._subs.unsure.append((token, part))  # looked for again, and deleted, later
             raise
         if existing is not None:
             if existing.get("transport", {}).get("session_id") == link.session_id:
@@ -657,10 +636,11 @@ class EventSubWebsocket(NodeBase[_Link]):
 
     async def _delete_unsure(self) -> None:
         """Delete what a create whose answer could not be read may have left behind."""
-        unsure, self._unsure = self._unsure, []
+        subs = self._subs
+        unsure, subs.unsure = subs.unsure, []
         for token, part in unsure:
             info = self._tokens.known(token)
-            if info is None or part in self._by_part:
+            if info is None or part in subs.created:
                 continue  # the token is gone, or the part was created (and routed) since
             try:
                 existing = await self._helix.find(token, info, part)
@@ -668,7 +648,7 @@ class EventSubWebsocket(NodeBase[_Link]):
                     await self._helix.delete(token, info, str(existing["id"]))
             except HelixError as exc:
                 log.info("node %d: cleaning up after a broken create failed: %s", self.id, exc)
-                self._unsure.append((token, part))
+                subs.unsure.append((token, part))
 
     def _helix_refusal(self, topic: Topic, part: Part, exc: HelixError) -> bool:
         if exc.status == 400 and "session" in exc.message:
@@ -701,42 +681,22 @@ class EventSubWebsocket(NodeBase[_Link]):
         if code != protocol.ERR_SERVER:
             self._owner.refused(self, topics, topics[0].token, code)
 
-    def _unroute(self, part: Part, key: str) -> Optional[str]:
-        """Detach ``key`` from ``part``; the subscription id when nothing else uses it."""
-        keys = self._keys.get(part)
-        if keys is not None:
-            keys.discard(key)
-            if keys:
-                return None
-            del self._keys[part]
-        sub_id = self._by_part.pop(part, None)
-        if sub_id is not None:
-            self._routes.pop(sub_id, None)
-        return sub_id
-
     async def _drop(self, keys: list[str]) -> list[tuple[list[str], str]]:
         """Delete the subscriptions of topics no longer wanted."""
-        deletes: list[tuple[str, Optional[str], str]] = []
-        for key in keys:
-            held = self._held.pop(key)
-            for part in held.parts:
-                sub_id = self._unroute(part, key)
-                if sub_id is not None:
-                    deletes.append((key, held.token, sub_id))
+        deletes = [deletion for key in keys for deletion in self._subs.drop(key)]
         errors: list[tuple[list[str], str]] = []
-        pending = [(token, sub_id) for _, token, sub_id in deletes]
-        self._deleting.append(pending)
+        pending: list[tuple[Optional[str], str]] = [(token, sub_id) for _, token, sub_id in deletes]
+        self._subs.deleting_now(pending)
+        cancelled = True
         try:
             results = await asyncio.gather(
                 *(self._delete(token, sub_id) for token, sub_id in pending),
                 return_exceptions=True,
             )
-        except asyncio.CancelledError:
-            # Closing: what was not deleted yet is deleted (within a deadline) on close.
-            self._stale.extend(pending)
-            raise
+            cancelled = False
         finally:
-            self._deleting.remove(pending)
+            # Closing: what was not deleted yet is deleted (within a deadline) on close.
+            self._subs.deleted(pending, failed=pending if cancelled else ())
         for (key, _, _), result in zip(deletes, results):
             if isinstance(result, HelixError):
                 errors.append(([key], f"HTTP {result.status}"))
@@ -771,24 +731,21 @@ class EventSubWebsocket(NodeBase[_Link]):
         log.info("node %d: no valid token left to delete subscription %s", self.id, sub_id)
 
     async def _delete_stale(self, stale: list[tuple[Optional[str], str]]) -> None:
-        if not stale:
-            return
-        self._deleting.append(stale)
+        """Delete ``stale`` (taken with :meth:`SubscriptionTable.take_stale`)."""
         try:
             await asyncio.gather(
                 *(self._delete(token, sub_id) for token, sub_id in stale),
                 return_exceptions=True,
             )
         finally:
-            self._deleting.remove(stale)
+            self._subs.deleted(stale)
 
     async def _delete_all(self) -> None:
         """On close: delete every subscription this node made (not just leave it disabled)."""
         self._forget_session()
-        stale, self._stale = self._stale, []
-        if not stale and not self._unsure:
+        stale = self._subs.take_stale()  # until deleted, their tokens are not forgotten
+        if not stale and not self._subs.unsure:
             return
-        self._deleting.append(stale)  # until deleted, their tokens are not forgotten
         try:
             await within(self._clean_up(stale), CLOSE_TIMEOUT)
         except asyncio.TimeoutError:
@@ -799,7 +756,7 @@ class EventSubWebsocket(NodeBase[_Link]):
                 CLOSE_TIMEOUT,
             )
         finally:
-            self._deleting.remove(stale)
+            self._subs.deleted(stale)
             self._released()
 
     async def _clean_up(self, stale: list[tuple[Optional[str], str]]) -> None:
@@ -857,8 +814,7 @@ class EventSubWebsocket(NodeBase[_Link]):
         if not self._seen.first_time(message_id):
             return  # at-least-once delivery: a copy, on this socket or the old one
         frame = message.frame
-        part = self._routes.get(message.subscription_id) or message.part
-        keys = self._keys.get(part) if part is not None else None
+        keys = self._subs.keys_for(message.subscription_id, message.part)
         if not keys:
             return  # a subscription this session no longer serves
         for key in list(keys):
@@ -889,19 +845,14 @@ class EventSubWebsocket(NodeBase[_Link]):
 
     def _revocation(self, message: esp.Revocation) -> None:
         sub_id, reason = message.subscription_id, message.status
-        part = self._routes.get(sub_id)
-        if part is None:
+        revoked = self._subs.revoke(sub_id, self._wanted_tokens())
+        if revoked is None:
             return
-        # It serves nothing any more; delete it too, so the account is left clean.
-        self._stale.append((self._token_of(part), sub_id))
-        keys = self._keys.pop(part, set())
+        # It serves nothing any more; it is deleted too, so the account is left clean.
+        part, keys = revoked
+        if check_table is not None:
+            check_table(self._subs)
         topics = [self._wanted[k] for k in keys if k in self._wanted]
-        del self._routes[sub_id]
-        self._by_part.pop(part, None)
-        for key in keys:
-            held = self._held.get(key)
-            if held is not None:
-                held.parts = [p for p in held.parts if p != part]
         if not topics:
             return
         names = ", ".join(t.present or "" for t in topics)
