@@ -15,7 +15,7 @@ import asyncio
 import itertools
 import logging
 import random
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Optional, Protocol, TypeVar
 
 import aiohttp
@@ -124,7 +124,99 @@ class NodeBase(Generic[L]):
         self._down_since: Optional[float] = None
         self._last_error: Optional[str] = None
 
-    def _supervise(self) -> Coroutine[Any, Any, None]:
+    # ------------------------------------------------------------------ the supervisor
+
+    #: What a failed connect may raise (anything else is a bug, for the catch-all).
+    _connect_errors: tuple[type[BaseException], ...] = ()
+
+    async def _supervise(self) -> None:
+        """The one supervisor: connect, run the hook, reconcile, serve, back off; again.
+
+        Each transport gives only its steps: :meth:`_connect`, :meth:`_describe_error`,
+        :meth:`_connect_failed`, :meth:`_fresh`, :meth:`_discard`, :meth:`_up`,
+        :meth:`_release` and :meth:`_shutdown`. Everything it starts ends in ``finally``.
+        """
+        settings = self._settings
+        backoff = Backoff(settings.backoff_base, settings.backoff_cap, rng=self._rng)
+        loop = asyncio.get_running_loop()
+        link: Optional[L] = None
+        first = True
+        try:
+            while True:
+                try:
+                    link = await self._connect()
+                except self._connect_errors as exc:
+                    self._last_error = self._describe_error(exc)
+                    await self._connect_failed()
+                    await self._sleep(backoff.next_delay(), f"connect failed ({self._last_error})")
+                    continue
+                self._last_error = None
+                self._link = link
+                self._fresh(link)
+                try:
+                    if not first:
+                        self.reconnects += 1
+                        await self._run_reconnect_hook(link)
+                    await self._reconcile(link, ready=True)
+                except LinkLost as exc:
+                    self._link = None
+                    await self._discard(link)
+                    link = None
+                    await self._sleep(backoff.next_delay(), f"subscribing failed ({exc})")
+                    continue
+                first = False  # _reconcile(ready=True) marked the node connected
+                self._up(link)
+                self._dispatch.event("pubsub_ready", self)
+                started = loop.time()
+                why = await self._serve(link)
+                link = self._link or link  # a hand-over may have replaced it
+                self._set_ready(False)
+                self._down_since = loop.time()
+                self._link = None
+                self._release_settle_waiters([])
+                if loop.time() - started >= settings.backoff_reset_after:
+                    backoff.reset()
+                served, link = link, None
+                if not await self._release(served, why):
+                    await self._sleep(backoff.next_delay(), why)
+        finally:
+            self._set_ready(False)
+            leftovers = [lk for lk in (link, self._link) if lk is not None]
+            self._link = None
+            self._release_settle_waiters([])
+            await self._shutdown(leftovers)
+
+    async def _connect(self) -> L:
+        """Open a socket (and, on EventSub, read its welcome)."""
+        raise NotImplementedError
+
+    def _describe_error(self, exc: BaseException) -> str:
+        """A failed connect in words for logs and ConnectionFailure (never a token)."""
+        return str(exc) or type(exc).__name__
+
+    async def _connect_failed(self) -> None:
+        """A connect failed (PubSub: give up a hand-over's old socket)."""
+
+    def _fresh(self, link: L) -> None:
+        """``link`` is a new socket: nothing is subscribed on it yet."""
+
+    async def _discard(self, link: L) -> None:
+        """Close a socket whose subscribing failed."""
+        raise NotImplementedError
+
+    def _up(self, link: L) -> None:
+        """``link`` is subscribed and serving: start what serving needs."""
+
+    async def _serve(self, link: L) -> str:
+        """Reconcile on every wake until the socket must be replaced; returns why."""
+        raise NotImplementedError
+
+    async def _release(self, link: L, why: str) -> bool:
+        """Dispose of a socket that ended for ``why``; ``True``: reconnect without a backoff."""
+        raise NotImplementedError
+
+    async def _shutdown(self, leftovers: list[L]) -> None:
+        """The supervisor ends (closed): close ``leftovers`` and whatever else is open."""
         raise NotImplementedError
 
     def describe_failure(self) -> str:

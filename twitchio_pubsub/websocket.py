@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Optional
 import aiohttp
 
 from . import protocol
-from .backoff import Backoff
 from .dedup import Deduplicator
 from .errors import ConnectionFailure
 from .logs import RateLimitedLog
@@ -194,6 +193,10 @@ class PubSubWebsocket(NodeBase[_Link]):
         self._pending: dict[str, tuple[asyncio.Future[protocol.Response], _Link]] = {}
         self._latency: Optional[float] = None
         self._dedup = Deduplicator(self._settings.dedup_window)
+        #: During a hand-over: the old socket, read until the new one listens.
+        self._old: Optional[_Link] = None
+        #: Closes the old socket handover_delay after the new one listens.
+        self._handover: Optional[asyncio.Task[None]] = None
         self._link_ids = itertools.count(1)
         self._noise = RateLimitedLog(log)
 
@@ -276,87 +279,68 @@ class PubSubWebsocket(NodeBase[_Link]):
 
     # ------------------------------------------------------------------ supervisor
 
-    async def _supervise(self) -> None:
-        settings = self._settings
-        backoff = Backoff(settings.backoff_base, settings.backoff_cap, rng=self._rng)
-        loop = asyncio.get_running_loop()
-        link: Optional[_Link] = None
-        old: Optional[_Link] = None
-        handover: Optional[asyncio.Task[None]] = None
-        first = True
-        try:
-            while True:
-                try:
-                    link = await self._open()
-                except _CONNECT_ERRORS as exc:
-                    self._last_error = _describe(exc)
-                    if old is not None:
-                        await self._drop_link(old)
-                        old = None
-                        self._owner.handover_slot().release()
-                        self._dedup.reset()
-                    await self._sleep(backoff.next_delay(), f"connect failed ({self._last_error})")
-                    continue
-                self._last_error = None
-                self._link = link
-                self._confirmed = {}
-                try:
-                    if not first:
-                        self.reconnects += 1
-                        await self._run_reconnect_hook(link)
-                    await self._reconcile(link, ready=True)
-                except _LinkLost as exc:
-                    self._link = None
-                    await self._drop_link(link)
-                    link = None
-                    await self._sleep(backoff.next_delay(), f"subscribing failed ({exc})")
-                    continue
-                first = False  # _reconcile(ready=True) marked the node connected
-                link.pinger = loop.create_task(
-                    self._ping(link), name=f"pubsub-node-{self.id}-pinger-{link.id}"
-                )
-                log.info("node %d: connected, %d topic(s) listened", self.id, len(self._confirmed))
-                self._dispatch.event("pubsub_ready", self)
-                if old is not None:
-                    handover = loop.create_task(
-                        self._finish_handover(old), name=f"pubsub-node-{self.id}-handover"
-                    )
-                    old = None
-                started = loop.time()
-                why = await self._serve(link)
-                self._set_ready(False)
-                self._down_since = loop.time()
-                self._link = None
-                self._release_settle_waiters([])
-                if loop.time() - started >= settings.backoff_reset_after:
-                    backoff.reset()
-                if handover is not None:
-                    await wait_finished(handover)
-                    handover = None
-                if await self._keep_for_handover(link, why):
-                    log.info("node %d: %s; opening a new socket before closing it", self.id, why)
-                    self._dispatch.event("pubsub_reconnecting", self, 0.0)
-                    assert link.pinger is not None
-                    link.pinger.cancel()
-                    self._dedup.begin()
-                    old, link = link, None
-                    continue
-                await self._drop_link(link)
-                link = None
-                self._dedup.reset()
-                await self._sleep(backoff.next_delay(), why)
-        finally:
-            self._set_ready(False)
-            self._link = None
-            self._release_settle_waiters([])
-            if handover is not None:
-                handover.cancel()
-                await wait_finished(handover)
-            for leftover in (link, old):
-                if leftover is not None:
-                    await self._drop_link(leftover)
-            if old is not None:
-                self._owner.handover_slot().release()
+    # The supervisor is NodeBase._supervise; these are PubSub's steps. A hand-over
+    # (server RECONNECT, or a silent socket) keeps the old socket in self._old until the
+    # new one listens, then self._handover closes it after handover_delay.
+
+    _connect_errors = _CONNECT_ERRORS
+
+    async def _connect(self) -> _Link:
+        return await self._open()
+
+    def _describe_error(self, exc: BaseException) -> str:
+        return _describe(exc)
+
+    async def _connect_failed(self) -> None:
+        old, self._old = self._old, None
+        if old is not None:
+            await self._drop_link(old)
+            self._owner.handover_slot().release()
+            self._dedup.reset()
+
+    def _fresh(self, link: _Link) -> None:
+        self._confirmed = {}
+
+    async def _discard(self, link: _Link) -> None:
+        await self._drop_link(link)
+
+    def _up(self, link: _Link) -> None:
+        link.pinger = asyncio.get_running_loop().create_task(
+            self._ping(link), name=f"pubsub-node-{self.id}-pinger-{link.id}"
+        )
+        log.info("node %d: connected, %d topic(s) listened", self.id, len(self._confirmed))
+        old, self._old = self._old, None
+        if old is not None:
+            self._handover = asyncio.get_running_loop().create_task(
+                self._finish_handover(old), name=f"pubsub-node-{self.id}-handover"
+            )
+
+    async def _release(self, link: _Link, why: str) -> bool:
+        handover, self._handover = self._handover, None
+        if handover is not None:
+            await wait_finished(handover)
+        if await self._keep_for_handover(link, why):
+            log.info("node %d: %s; opening a new socket before closing it", self.id, why)
+            self._dispatch.event("pubsub_reconnecting", self, 0.0)
+            if link.pinger is not None:
+                link.pinger.cancel()
+            self._dedup.begin()
+            self._old = link
+            return True
+        await self._drop_link(link)
+        self._dedup.reset()
+        return False
+
+    async def _shutdown(self, leftovers: list[_Link]) -> None:
+        handover, self._handover = self._handover, None
+        if handover is not None:
+            handover.cancel()
+            await wait_finished(handover)
+        old, self._old = self._old, None
+        for leftover in (*leftovers, *([old] if old is not None else [])):
+            await self._drop_link(leftover)
+        if old is not None:
+            self._owner.handover_slot().release()
 
     async def _open(self) -> _Link:
         loop = asyncio.get_running_loop()

@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .. import protocol
-from ..backoff import Backoff
 from ..errors import ConnectionFailure
 from ..logs import RateLimitedLog
 from ..models.base import PubSubErrorEvent
@@ -290,73 +289,42 @@ class EventSubWebsocket(NodeBase[_Link]):
 
     # ------------------------------------------------------------------ supervisor
 
-    async def _supervise(self) -> None:
-        settings = self._settings
-        backoff = Backoff(settings.backoff_base, settings.backoff_cap, rng=self._rng)
-        loop = asyncio.get_running_loop()
-        link: Optional[_Link] = None
-        first = True
+    # The supervisor is NodeBase._supervise; these are EventSub's steps.
+
+    _connect_errors = (OSError, asyncio.TimeoutError, aiohttp.ClientError, _LinkLost)
+
+    async def _connect(self) -> _Link:
+        return await self._open(self._url())
+
+    def _fresh(self, link: _Link) -> None:
+        self._forget_session()
+
+    async def _discard(self, link: _Link) -> None:
+        await link.close()
+
+    def _up(self, link: _Link) -> None:
+        log.info(
+            "node %d: session %s up, %d subscription(s)", self.id, link.session_id, len(self._subs)
+        )
+
+    async def _release(self, link: _Link, why: str) -> bool:
+        await link.close()
+        return False
+
+    async def _shutdown(self, leftovers: list[_Link]) -> None:
+        creating = list(self._subs.creating.values())
+        for pending in creating:
+            pending.cancel()  # its callers are gone with the supervisor
+        if creating:
+            await asyncio.wait(creating)
+        for task in list(self._finishing):
+            task.cancel()  # its finally closes that old socket
+            await wait_finished(task)
         try:
-            while True:
-                try:
-                    link = await self._open(self._url())
-                except (OSError, asyncio.TimeoutError, aiohttp.ClientError, _LinkLost) as exc:
-                    self._last_error = str(exc) or type(exc).__name__
-                    await self._sleep(backoff.next_delay(), f"connect failed ({self._last_error})")
-                    continue
-                self._last_error = None
-                self._link = link
-                self._forget_session()
-                try:
-                    if not first:
-                        self.reconnects += 1
-                        await self._run_reconnect_hook(link)
-                    await self._reconcile(link, ready=True)
-                except _LinkLost as exc:
-                    self._link = None
-                    await link.close()
-                    link = None
-                    await self._sleep(backoff.next_delay(), f"subscribing failed ({exc})")
-                    continue
-                first = False
-                log.info(
-                    "node %d: session %s up, %d subscription(s)",
-                    self.id,
-                    link.session_id,
-                    len(self._subs),
-                )
-                self._dispatch.event("pubsub_ready", self)
-                started = loop.time()
-                why = await self._serve(link)
-                link = self._link  # a session_reconnect hand-over may have replaced it
-                self._set_ready(False)
-                self._down_since = loop.time()
-                self._link = None
-                self._release_settle_waiters([])
-                if loop.time() - started >= settings.backoff_reset_after:
-                    backoff.reset()
-                if link is not None:
-                    await link.close()
-                    link = None
-                await self._sleep(backoff.next_delay(), why)
+            await self._delete_all()
         finally:
-            self._set_ready(False)
-            self._release_settle_waiters([])
-            creating = list(self._subs.creating.values())
-            for pending in creating:
-                pending.cancel()  # its callers are gone with the supervisor
-            if creating:
-                await asyncio.wait(creating)
-            for task in list(self._finishing):
-                task.cancel()  # its finally closes that old socket
-                await wait_finished(task)
-            leftovers = [lk for lk in (link, self._link) if lk is not None]
-            self._link = None
-            try:
-                await self._delete_all()
-            finally:
-                for leftover in leftovers:
-                    await leftover.close()
+            for leftover in leftovers:
+                await leftover.close()
 
     def _url(self) -> str:
         separator = "&" if "?" in self._endpoint else "?"
