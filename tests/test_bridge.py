@@ -255,3 +255,29 @@ async def test_unsubscribe_deletes_only_that_topics_subscriptions(
     assert [s["type"] for s in emu.subscriptions.values()] == ["channel.cheer"]
     assert await emu.trigger("channel.cheer", broadcaster_user_id=B) == 1
     await seen.wait("pubsub_bits")
+
+
+async def test_models_of_one_notification_share_no_nested_object(
+    pool: Any, emu: EventSubEmulator, seen: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Models are built from the translated dict (no JSON round trip). The two topics'
+    # models of one cheer must still be independent, so that a handler that edits one
+    # does not change what the other sees, even with a translator that puts one nested
+    # object in both (as one passing an event's sub-object through would).
+    from twitchio_pubsub.eventsub import node as node_module
+
+    shared = {"nested": ["list"]}
+    real = node_module.translate
+
+    def sharing(key: str, frame: Any) -> Any:
+        return [{**out, "shared": shared} for out in real(key, frame)]
+
+    monkeypatch.setattr(node_module, "translate", sharing)
+    await pool.subscribe_topics([tp.bits("broadcaster")[B], tp.bits_v1("broadcaster")[B]])
+    await emu.trigger("channel.cheer", broadcaster_user_id=B, bits=5, user_id=U)
+    first, second = await seen.wait("pubsub_bits", 2)
+    assert first.topic != second.topic
+    assert first.data["shared"] == second.data["shared"] == shared
+    assert first.data["shared"] is not second.data["shared"]
+    assert first.data["shared"]["nested"] is not second.data["shared"]["nested"]
+    assert first.raw and second.raw  # text made on demand

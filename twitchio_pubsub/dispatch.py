@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Union
 
 from .models.base import PubSubErrorEvent, PubSubMessage, parse_message
 
@@ -35,8 +36,8 @@ class Dispatcher:
         # A subclass method ``event_pubsub_message`` cannot appear later; look once.
         self._class_handler = getattr(type(client), "event_pubsub_message", None) is not None
 
-    def message(self, topic: str, text: str) -> None:
-        """Model one payload and dispatch it; never raises."""
+    def message(self, topic: str, text: Union[str, dict[str, Any]]) -> None:
+        """Model one payload (its text, or the decoded dict) and dispatch it; never raises."""
         try:
             event, model = parse_message(self._client, topic, text)
         except Exception as exc:
@@ -45,7 +46,7 @@ class Dispatcher:
                 PubSubErrorEvent(
                     "payload could not be modelled",
                     topic=topic,
-                    raw=text,
+                    raw=text if isinstance(text, str) else json.dumps(text, default=repr),
                     exception=exc,
                     type="PAYLOAD",
                 )

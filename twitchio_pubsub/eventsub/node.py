@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import copy
 import itertools
 import json
 import logging
@@ -785,9 +786,8 @@ class EventSubWebsocket(NodeBase[_Link]):
         keys = self._subs.keys_for(message.subscription_id, message.part)
         if not keys:
             return  # a subscription this session no longer serves
-        for key in list(keys):
-            if key not in self._wanted:
-                continue
+        first = True
+        for key in [k for k in keys if k in self._wanted]:
             try:
                 messages = translate(key, frame)
             except Exception as exc:
@@ -802,7 +802,11 @@ class EventSubWebsocket(NodeBase[_Link]):
                 )
                 continue
             for out in messages:
-                self._dispatch.message(key, json.dumps(out))
+                # Models get the dict itself (no JSON round trip); a second model made
+                # from one notification (bits v1 and v2, one per moderation term) gets
+                # a copy, so no two models share a nested object a handler might change.
+                self._dispatch.message(key, out if first else copy.deepcopy(out))
+                first = False
 
     def _flush_revoked(self) -> None:
         batches, self._revoked = self._revoked, {}

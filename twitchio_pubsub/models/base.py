@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Optional, TypeVar, Union
 
 from twitchio import Channel, PartialUser
 
@@ -56,8 +56,14 @@ def register(family: str, event: str) -> Callable[[ModelParser], ModelParser]:
     return decorator
 
 
-def parse_message(client: Client, topic: str, text: str) -> tuple[str, PubSubMessage]:
+def parse_message(
+    client: Client, topic: str, text: Union[str, dict[str, Any]]
+) -> tuple[str, PubSubMessage]:
     """Decode a MESSAGE payload and build its model.
+
+    ``text`` is the payload as received (PubSub), or already decoded (the EventSub
+    bridge builds it as a dict): the model then keeps that dict, and makes its
+    :attr:`~PubSubMessage.raw` text only if it is asked for.
 
     Returns
     -------
@@ -73,7 +79,11 @@ def parse_message(client: Client, topic: str, text: str) -> tuple[str, PubSubMes
         Whatever a parser raised on a payload it could not model; callers turn this
         into a ``pubsub_error`` event.
     """
-    data = _loads(text)
+    raw: Optional[str]
+    if isinstance(text, dict):
+        data, raw = text, None
+    else:
+        data, raw = _loads(text), text
     if type(data) is not dict:
         raise ValueError("the message payload is not a JSON object")
     entry = _BY_TOPIC.get(topic)
@@ -90,9 +100,9 @@ def parse_message(client: Client, topic: str, text: str) -> tuple[str, PubSubMes
     event, parser, shown = entry
     model = parser(client, topic, data)
     model.topic = shown
-    model._raw = text
-    if model._compact:
-        model._data = None
+    model._raw = raw
+    if model._compact and raw is not None:
+        model._data = None  # decoded again from the text if asked for
     return event, model
 
 
