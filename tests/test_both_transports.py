@@ -48,11 +48,32 @@ class HookPool(tp.PubSubPool):
 class Harness:
     """One transport's emulator, pool and the few faults these tests need."""
 
-    def __init__(self, transport: str, server: Any, pool: HookPool, client: Any) -> None:
+    def __init__(self, transport: str, server: Any, client: Any) -> None:
         self.transport = transport
         self.server = server
-        self.pool = pool
+        self.client = client
+        self.pools: list[HookPool] = []
+        self.pool = self.new_pool()
         self.seen = Recorder(client, "pubsub_bits", "pubsub_error")
+
+    def new_pool(self, **overrides: Any) -> HookPool:
+        """A pool of this transport aimed at the emulator (closed after the test)."""
+        settings = {**HOOKS, "rng": random.Random(7), **overrides}
+        if self.transport == "pubsub":
+            pool = HookPool(self.client, endpoint=self.server.url, **{**FAST, **settings})
+        else:
+            pool = HookPool(
+                self.client,
+                transport="eventsub",
+                **self.server.urls,
+                **{**BRIDGE_FAST, **settings},
+            )
+        self.pools.append(pool)
+        return pool
+
+    async def close(self) -> None:
+        for pool in self.pools:
+            await pool.close()
 
     def bits(self, channel: int = B, token: str = "good") -> tp.Topic:
         return tp.bits(token)[channel]
@@ -86,23 +107,20 @@ class Harness:
 @pytest.fixture(params=["pubsub", "eventsub"])
 async def h(request: Any, client: Any) -> AsyncIterator[Harness]:
     transport = request.param
-    rng = random.Random(7)
     if transport == "pubsub":
         async with PubSubEmulator() as server:
-            pool = HookPool(client, endpoint=server.url, **{**FAST, **HOOKS, "rng": rng})
-            yield Harness(transport, server, pool, client)
-            await pool.close()
+            harness = Harness(transport, server, client)
+            yield harness
+            await harness.close()
     else:
         async with EventSubEmulator(subscribe_window=1.5) as server:
             scopes = ["bits:read", "channel:read:redemptions"]
             for token in ("good", "fresh", "refused-later", "bad"):
                 server.add_token(token, B, scopes=scopes)
             server.add_token("good2", B2, scopes=scopes)
-            pool = HookPool(
-                client, transport="eventsub", **server.urls, **BRIDGE_FAST, **HOOKS, rng=rng
-            )
-            yield Harness(transport, server, pool, client)
-            await pool.close()
+            harness = Harness(transport, server, client)
+            yield harness
+            await harness.close()
 
 
 # ---------------------------------------------------------------- reconnect_hook
@@ -212,3 +230,29 @@ async def test_one_refused_token_runs_auth_fail_hook_once(h: Harness) -> None:
     await asyncio.sleep(0.1)
     assert pool.auth_failed == [[f"channel-bits-events-v2.{B}"]]
     assert pool.topics == []
+
+
+async def test_a_reconnect_hook_that_refreshes_its_own_topics_is_not_kept_waiting(
+    h: Harness,
+) -> None:
+    # The usual refresh: the hook subscribes its topics again with a new token and waits
+    # for that. The node must serve those topics at once, not after reconnect_hook_grace.
+    pool = h.new_pool(reconnect_hook_grace=5.0)
+    await pool.subscribe_topics([h.bits(token="good")])
+    [node] = pool.nodes
+    took: list[float] = []
+
+    async def hook(pool: HookPool, topics: list[tp.Topic]) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await pool.subscribe_topics([t.with_token("fresh") for t in topics])
+        took.append(loop.time() - started)
+
+    pool.on_reconnect = hook
+    before = node.reconnects
+    await h.drop()
+    await h.wait_reconnected(node, before, timeout=10)
+    assert took and took[0] < 2.0, took
+    assert [t.token for t in pool.topics] == ["fresh"]
+    await h.cheer(4)
+    assert await h.received(1) == [4]

@@ -248,27 +248,35 @@ class NodeBase(Generic[L]):
         session is closed for want of a subscription.
         """
         loop = asyncio.get_running_loop()
-        skip = frozenset(self._wanted)
+        shown = dict(self._wanted)  # what the hook is shown, as the pool holds it now
+        waiting = True
         deadline = loop.time() + self._settings.reconnect_hook_grace
         hook = self._owner.reconnected(self)  # type: ignore[arg-type]
         while not hook.done():
-            if skip and loop.time() >= deadline:
+            if waiting and loop.time() >= deadline:
                 log.info(
                     "node %d: reconnect_hook still runs after %g s; serving its %d topic(s) "
                     "with the tokens they have",
                     self.id,
                     self._settings.reconnect_hook_grace,
-                    len(skip),
+                    len(shown),
                 )
-                skip = frozenset()
+                waiting = False
                 await self._reconcile(link, ready=True)
                 continue
-            timeout = max(deadline - loop.time(), 0.0) if skip else None
+            timeout = max(deadline - loop.time(), 0.0) if waiting else None
             await until_signal(link, also=hook, timeout=timeout)
             if not link.alive:
                 raise LinkLost("connection lost during reconnect_hook")
             if self._wake_pending:
-                # e.g. subscribe_topics called from inside the hook: serve it now.
+                # e.g. subscribe_topics called from inside the hook: serve it now. Only
+                # the topics the pool has not changed since wait for the hook; one it
+                # re-subscribed (a refreshed token, say) is served at once.
+                skip = (
+                    frozenset(k for k, t in shown.items() if self._wanted.get(k) is t)
+                    if waiting
+                    else frozenset()
+                )
                 await self._reconcile(link, skip)
 
     async def _sleep(self, delay: float, why: str) -> None:

@@ -1081,9 +1081,11 @@ class PubSubPool:
         for key, topic in returned.items():
             record = self._records.get(key)
             if record is not None:
-                if record.node is node and (
-                    record.topic is not topic or topic.token != tokens.get(key)
-                ):
+                # An edit is a topic other than the one shown, or a token changed on it;
+                # a topic returned as shown keeps what the pool did meanwhile (e.g. the
+                # hook's own subscribe_topics with a refreshed token).
+                edited = topic is not before.get(key) or topic.token != tokens.get(key)
+                if record.node is node and edited:
                     record.topic = topic
                     assigned[key] = topic
                     self._transport.tokens_changed()
