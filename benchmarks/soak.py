@@ -133,6 +133,9 @@ class Soak:
             await asyncio.sleep(1.0)  # events still in flight
             self.peak_sockets = emu.peak_connections
             refreshes = pool.refreshes
+            self.hook_refreshes = pool.hook_refreshes
+            self.loop_refreshes = pool.loop_refreshes
+            self.refused_refreshes = pool.refused_refreshes
             await pool.close()
         return self._report(refreshes)
 
@@ -340,21 +343,66 @@ _MOD_SCOPES = scopes_for("chat_moderator_actions")
 
 
 class EventSubRefreshingPool(tp.PubSubPool):
-    """On a revoked token: register its next version with the emulator, subscribe again."""
+    """Tokens as a bot refreshes them: in ``auth_fail_hook`` (revoked or refused), in
+    ``reconnect_hook`` (now and then, awaiting its own ``subscribe_topics``), and from a
+    background loop whose new token the server sometimes refuses (the topics must stay
+    served under the previous token meanwhile)."""
 
     emulator: EventSubEmulator
+    rng: random.Random
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.refreshes = 0
+        self.hook_refreshes = 0
+        self.loop_refreshes = 0
+        self.refused_refreshes = 0
+        self.versions: dict[int, int] = {}
+
+    def next_token(self, group: int, *, register: bool = True) -> str:
+        """The next version of token group ``group`` (registered with the emulator)."""
+        self.versions[group] = self.versions.get(group, 0) + 1
+        token = f"mod-{group}-v{self.versions[group]}"
+        if register:
+            self.emulator.add_token(token, 1000 + group, scopes=_MOD_SCOPES)
+        return token
+
+    @staticmethod
+    def group_of(topic: tp.Topic) -> int:
+        return int((topic.token or "mod-0-v0").split("-")[1])
+
+    async def refresh(self, topics: list[tp.Topic], *, register: bool = True) -> None:
+        groups: dict[int, list[tp.Topic]] = {}
+        for topic in topics:
+            groups.setdefault(self.group_of(topic), []).append(topic)
+        for group, members in groups.items():
+            fresh = self.next_token(group, register=register)
+            await self.subscribe_topics([topic.with_token(fresh) for topic in members])
 
     async def auth_fail_hook(self, topics: list[tp.Topic]) -> None:
         self.refreshes += 1
-        group, version = (topics[0].token or "mod-0-v0").rsplit("-v", 1)
-        fresh = f"{group}-v{int(version) + 1}"
-        user = 1000 + int(group.split("-")[1])
-        self.emulator.add_token(fresh, user, scopes=_MOD_SCOPES)
-        await self.subscribe_topics([topic.with_token(fresh) for topic in topics])
+        await self.refresh(topics)
+
+    async def reconnect_hook(self, node: Any, topics: list[tp.Topic]) -> list[tp.Topic]:
+        if topics and self.rng.random() < 0.5:
+            self.hook_refreshes += 1
+            await self.refresh(topics)  # waits on the node that runs this hook
+        return topics
+
+    async def refresh_loop(self, stop: asyncio.Event) -> None:
+        """Every few seconds, refresh one group's token; 30 % of new tokens are refused."""
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.rng.uniform(1.0, 4.0))
+            if stop.is_set():
+                return
+            group = self.rng.randrange(TOKENS)
+            topics = [t for t in self.topics if self.group_of(t) == group]
+            refused = self.rng.random() < 0.3
+            self.loop_refreshes += 1
+            self.refused_refreshes += refused
+            with contextlib.suppress(tp.PubSubError):
+                await self.refresh(topics, register=not refused)
 
 
 class EventSubSoak(Soak):
@@ -386,6 +434,7 @@ class EventSubSoak(Soak):
                 rng=random.Random(self.rng.random()),
             )
             pool.emulator = emu
+            pool.rng = random.Random(self.rng.random())
             per = TOPICS // TOKENS
             topics = [
                 tp.moderation_user_action(f"mod-{c // per}-v0")[c + 1][1000 + c // per]
@@ -401,21 +450,29 @@ class EventSubSoak(Soak):
                     lambda: {"sockets": len(emu.sessions), "subscriptions": len(emu.subscriptions)},
                 )
             )
+            refresher = asyncio.ensure_future(pool.refresh_loop(stop))
             try:
                 await self._eventsub_faults(emu, pool)
             finally:
                 stop.set()
                 await publisher
                 await sampler
+                await refresher
             await asyncio.sleep(1.0)
             self.peak_sockets = emu.peak_connections
             refreshes = pool.refreshes
+            self.hook_refreshes = pool.hook_refreshes
+            self.loop_refreshes = pool.loop_refreshes
+            self.refused_refreshes = pool.refused_refreshes
             await pool.close()
             # Revoked subscriptions need a valid token of their user to be deleted; the
             # enabled ones are what would hold Twitch's limits.
             self.left_subscriptions = len(emu.enabled())
             self.left_statuses = dict(Counter(s["status"] for s in emu.subscriptions.values()))
         report = self._report(refreshes, EVENTSUB_FAULTS)
+        report["hook_refreshes"] = self.hook_refreshes
+        report["loop_refreshes"] = self.loop_refreshes
+        report["refused_refreshes"] = self.refused_refreshes
         report["subscriptions_left_after_close"] = self.left_subscriptions
         report["left_statuses"] = self.left_statuses  # disabled or revoked, by status
         return report
@@ -475,6 +532,12 @@ def _print(report: dict[str, Any]) -> None:
         f"{report['received_events']} received, {report['lost']} lost, "
         f"{report['duplicates']} duplicates, {report['token_refreshes']} token refreshes"
     )
+    if "hook_refreshes" in report:
+        print(
+            f"token refreshes inside reconnect_hook: {report['hook_refreshes']}, from a "
+            f"background loop: {report['loop_refreshes']} ({report['refused_refreshes']} "
+            "of them refused by the server)"
+        )
     print(f"{'fault':<12}{'fired':>7}{'lost':>7}{'dups':>7}{'p50 s':>9}{'p99 s':>9}{'stuck':>7}")
     for kind, row in report["per_fault"].items():
         p50 = "-" if row["recovery_p50_s"] is None else f"{row['recovery_p50_s']:.3f}"
