@@ -804,6 +804,10 @@ async def test_control_api_drives_everything(client: Client) -> None:
         ("close", {"code": 1}, "close code"),
         ("expire", {"token": "unknown"}, "no such token"),
         ("duplicate", {"count": -1}, "non-negative integer"),
+        ("token", {"token": "t", "scopes": ["ok", 5]}, "field 'scopes' must be a list of str"),
+        ("slow-helix", {"seconds": -1}, "seconds must be from 0"),
+        ("garbage-helix", {"call": "nope"}, "call must be one of"),
+        ("welcome", {"remove": [1]}, "field 'remove' must be a list of str"),
     ],
 )
 async def test_control_api_errors(client: Client, name: str, body: dict, error: str) -> None:
@@ -877,3 +881,24 @@ async def test_helix_and_validate_refuse_a_foreign_host_header() -> None:
             assert resp.status == 403
         async with http.get(url, headers={**headers, "Host": "127.0.0.1"}) as resp:
             assert resp.status == 200
+
+
+async def test_control_api_reaches_the_hostile_server_faults(
+    emu: EventSubEmulator, client: Client
+) -> None:
+    assert (await client.control("slow-helix", {"seconds": 0.1, "call": "list"}))[1] == {
+        "pending_faults": 1
+    }
+    assert (await client.control("garbage-helix", {"count": 2}))[1] == {"pending_faults": 3}
+    assert (await client.control("welcome", {"fields": {"keepalive_timeout_seconds": 1}}))[1] == {
+        "ok": True
+    }
+    sock = await client.connect()
+    assert sock.welcome["payload"]["session"]["keepalive_timeout_seconds"] == 1
+    assert (await client.control("raw", {"text": "hello"}))[1] == {"sessions": 1}
+    msg = await sock.ws.receive(timeout=2)
+    assert msg.data == "hello"
+    answer = await client.control("reconnect", {"url": "wss://elsewhere.example/ws"})
+    assert answer[1] == {"sessions": 1}
+    frame = await sock.recv()
+    assert frame["payload"]["session"]["reconnect_url"] == "wss://elsewhere.example/ws"

@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
+import inspect
 import ipaddress
 import itertools
 import json
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, ClassVar, Generic, Optional, TypeVar, Union
 
 from aiohttp import web
 
@@ -52,6 +54,84 @@ def _no_constants(name: str) -> Any:
 
 class _BadRequest(Exception):
     pass
+
+
+_REQUIRED: Any = object()
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """One field of a control request's JSON body.
+
+    Attributes
+    ----------
+    name: :class:`str`
+        The field's name in the body.
+    kind: Union[type, Tuple[type, ...]]
+        The JSON types it may have (a boolean is never taken for a number).
+    default: Any
+        Its value when absent or ``null``; without one the field is required.
+    arg: Optional[:class:`str`]
+        The keyword it is passed to the method as; its own name by default.
+    check: Optional[Callable[[Any], Any]]
+        Validates (raising :class:`ValueError`) and converts the value.
+    """
+
+    name: str
+    kind: Union[type, tuple[type, ...]]
+    default: Any = _REQUIRED
+    arg: Optional[str] = None
+    check: Optional[Callable[[Any], Any]] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Control:
+    """A control endpoint, ``POST /control/<name>``: the method its body's fields go to.
+
+    Attributes
+    ----------
+    method: :class:`str`
+        The emulator's method (a coroutine or a plain one) the fields are passed to.
+    params: Tuple[:class:`Param`, ...]
+        The body's fields.
+    answer: Union[:class:`str`, Callable, None]
+        How the JSON answer is made: a key to put the method's result under, a function
+        of ``(emulator, result, arguments)``, or ``None`` (the result is the answer).
+    get: :class:`bool`
+        Served on ``GET`` (with no body) instead of ``POST``.
+    """
+
+    method: str
+    params: tuple[Param, ...] = ()
+    answer: Union[str, Callable[[Any, Any, dict[str, Any]], Any], None] = None
+    get: bool = False
+
+
+def count(value: Any) -> int:
+    """A control field that counts something: a whole number, not negative."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("must be a non-negative integer")
+    return value
+
+
+def _error_status(value: int) -> int:
+    if not 400 <= value <= 599:
+        raise ValueError("status must be an HTTP error status (400-599)")
+    return value
+
+
+#: The endpoints both emulators have.
+BASE_CONTROLS: dict[str, Control] = {
+    "state": Control("state", get=True),
+    "refuse": Control(
+        "refuse_connections",
+        (
+            Param("seconds", (int, float), arg="seconds", check=float),
+            Param("status", int, 503, check=_error_status),
+        ),
+        answer=lambda emu, _, args: {"refusing_for": args["seconds"]},
+    ),
+}
 
 
 class Connection:
@@ -126,8 +206,8 @@ C = TypeVar("C", bound=Connection)
 class EmulatorServer(Generic[C]):
     """The server half both emulators share (not used on its own).
 
-    Subclasses add their routes in :meth:`_add_routes`, name their control endpoints in
-    :meth:`_control_routes` and keep their open connections in ``_connections``.
+    Subclasses add their routes in :meth:`_add_routes`, declare their control endpoints
+    in :attr:`CONTROLS` and keep their open connections in ``_connections``.
     """
 
     _kind = "emulator"
@@ -169,8 +249,8 @@ class EmulatorServer(Generic[C]):
     def _add_routes(self, app: web.Application) -> None:
         raise NotImplementedError
 
-    def _control_routes(self) -> dict[str, Handler]:
-        raise NotImplementedError
+    #: The control API, ``name -> Control``; each emulator extends :data:`BASE_CONTROLS`.
+    CONTROLS: ClassVar[Mapping[str, Control]] = BASE_CONTROLS
 
     async def start(self) -> None:
         """Start listening. Prefer ``async with`` the emulator."""
@@ -178,9 +258,9 @@ class EmulatorServer(Generic[C]):
             return
         app = web.Application(middlewares=[self._control_errors])
         self._add_routes(app)
-        for name, handler in self._control_routes().items():
-            method = "GET" if name == "state" else "POST"
-            app.router.add_route(method, f"/control/{name}", handler)
+        for name, control in self.CONTROLS.items():
+            method = "GET" if control.get else "POST"
+            app.router.add_route(method, f"/control/{name}", self._control_handler(control))
         runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -394,25 +474,39 @@ class EmulatorServer(Generic[C]):
             return default
         return cls._field(body, name, kind)
 
-    @staticmethod
-    def _count(body: dict[str, Any], name: str = "count", default: int = 1) -> int:
-        count = body.get(name, default)
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise _BadRequest(f"field {name!r} must be a non-negative integer")
-        return count
+    def _control_handler(self, control: Control) -> Handler:
+        """The route handler of one :class:`Control`: read, check, call, answer."""
 
-    async def _c_state(self, request: web.Request) -> web.Response:
-        return web.json_response(self.state())
+        async def handler(request: web.Request) -> web.Response:
+            body = {} if control.get else await self._body(request)
+            args: dict[str, Any] = {}
+            for param in control.params:
+                if param.default is _REQUIRED:
+                    value = self._field(body, param.name, param.kind)
+                else:
+                    value = self._optional(body, param.name, param.kind, param.default)
+                if param.check is not None and value is not None:
+                    try:
+                        value = param.check(value)
+                    except ValueError as exc:
+                        # "must be ..." names the field; a whole sentence stands as it is.
+                        text = str(exc)
+                        if text.startswith("must"):
+                            text = f"field {param.name!r} {text}"
+                        raise _BadRequest(text) from None
+                args[param.arg or param.name] = value
+            result = getattr(self, control.method)(**args)
+            if inspect.isawaitable(result):
+                result = await result
+            answer = control.answer
+            if answer is None:
+                return web.json_response(result)
+            if isinstance(answer, str):
+                return web.json_response({answer: result})
+            return web.json_response(answer(self, result, args))
+
+        return handler
 
     def state(self) -> dict[str, Any]:
         """A JSON-ready view of the emulator (each emulator says what it holds)."""
         raise NotImplementedError
-
-    async def _c_refuse(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        seconds = self._field(body, "seconds", (int, float))
-        status = body.get("status", 503)
-        if isinstance(status, bool) or not isinstance(status, int) or not 400 <= status <= 599:
-            raise _BadRequest("status must be an HTTP error status (400-599)")
-        await self.refuse_connections(float(seconds), status)
-        return web.json_response({"refusing_for": float(seconds)})

@@ -13,7 +13,15 @@ from aiohttp import WSMsgType, web
 
 from .. import protocol
 from . import payloads
-from ._base import MAX_FAULTS, Connection, EmulatorServer, Handler, _BadRequest
+from ._base import (
+    BASE_CONTROLS,
+    MAX_FAULTS,
+    Connection,
+    Control,
+    EmulatorServer,
+    Param,
+    count,
+)
 
 __all__ = ("DOCUMENTED_TOPIC_PATTERNS", "EmulatorConnection", "PubSubEmulator")
 
@@ -394,103 +402,61 @@ class PubSubEmulator(EmulatorServer[EmulatorConnection]):
 
     # ------------------------------------------------------------------ control API
 
-    def _control_routes(self) -> dict[str, Handler]:
-        return {
-            "state": self._c_state,
-            "publish": self._c_publish,
-            "trigger": self._c_trigger,
-            "reconnect": self._c_reconnect,
-            "drop": self._c_drop,
-            "close": self._c_close,
-            "silence": self._c_silence,
-            "refuse": self._c_refuse,
-            "revoke": self._c_revoke,
-            "invalidate": self._c_invalidate,
-            "raw": self._c_raw,
-            "fail-listen": self._c_fail_listen,
-        }
+    # The control API (see _base.Control): one entry per endpoint.
 
-    def _connection_field(self, body: dict[str, Any]) -> int | None:
-        if body.get("connection") is None:
-            return None
-        return int(self._field(body, "connection", int))
-
-    async def _c_publish(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        topic = self._field(body, "topic", str)
-        message = self._field(body, "message", (dict, str))
-        if not topic:
-            raise _BadRequest("topic must not be empty")
-        return web.json_response({"delivered": await self.publish(topic, message)})
-
-    async def _c_trigger(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        kind = self._field(body, "kind", str)
-        channel = self._field(body, "channel", (int, str))
-        user = body.get("user")
-        overrides = body.get("set")
-        if overrides is None:
-            overrides = {}
-        if not isinstance(overrides, dict):
-            raise _BadRequest("field 'set' must be an object")
-        try:
-            delivered, topics, message = await self._trigger(kind, channel, user, overrides)
-        except ValueError as exc:
-            raise _BadRequest(str(exc)) from None
+    async def _control_trigger(
+        self, kind: str, channel: int | str, user: int | str | None, overrides: dict[str, Any]
+    ) -> dict[str, Any]:
+        delivered, topics, message = await self._trigger(kind, channel, user, overrides)
         answer: dict[str, Any] = {"delivered": delivered, "topics": topics, "message": message}
         if not delivered:
             answer["listened"] = sorted({t for c in self._connections.values() for t in c.topics})
-        return web.json_response(answer)
+        return answer
 
-    async def _c_reconnect(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        count = await self.send_reconnect(self._connection_field(body))
-        return web.json_response({"connections": count})
+    async def _control_invalidate(self, token: str, valid: bool) -> None:
+        await (self.validate_token(token) if valid else self.invalidate_token(token))
 
-    async def _c_drop(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        return web.json_response({"connections": await self.drop(self._connection_field(body))})
 
-    async def _c_close(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        count = await self.close_connection(self._connection_field(body))
-        return web.json_response({"connections": count})
+def _topic(value: str) -> str:
+    if not value:
+        raise ValueError("topic must not be empty")
+    return value
 
-    async def _c_silence(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        silent = body.get("silent", True)
-        if not isinstance(silent, bool):
-            raise _BadRequest("field 'silent' must be a boolean")
-        count = await self.silence(self._connection_field(body), silent)
-        return web.json_response({"connections": count})
 
-    async def _c_revoke(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        token = self._field(body, "token", str)
-        return web.json_response({"topics": await self.revoke_token(token)})
+_CONNECTION = Param("connection", int, None)
+_CONNECTIONS = "connections"
 
-    async def _c_invalidate(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        token = self._field(body, "token", str)
-        if body.get("valid", False) is True:
-            await self.validate_token(token)
-        else:
-            await self.invalidate_token(token)
-        return web.json_response({"ok": True})
-
-    async def _c_raw(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        text = self._field(body, "text", str)
-        count = await self.send_raw(text, self._connection_field(body))
-        return web.json_response({"connections": count})
-
-    async def _c_fail_listen(self, request: web.Request) -> web.Response:
-        body = await self._body(request)
-        error = body.get("error")
-        if error is not None and not isinstance(error, str):
-            raise _BadRequest("field 'error' must be a string or null")
-        count = body.get("count", 1)
-        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-            raise _BadRequest("field 'count' must be a non-negative integer")
-        await self.fail_next_listens(error, count)
-        return web.json_response({"pending_faults": len(self._listen_faults)})
+#: The PubSub emulator's control API: ``POST /control/<name>`` with a JSON body.
+PubSubEmulator.CONTROLS = {
+    **BASE_CONTROLS,
+    "publish": Control(
+        "publish",
+        (Param("topic", str, check=_topic), Param("message", (dict, str))),
+        answer="delivered",
+    ),
+    "trigger": Control(
+        "_control_trigger",
+        (
+            Param("kind", str),
+            Param("channel", (int, str)),
+            Param("user", (int, str), None),
+            Param("set", dict, {}, arg="overrides"),
+        ),
+    ),
+    "reconnect": Control("send_reconnect", (_CONNECTION,), answer=_CONNECTIONS),
+    "drop": Control("drop", (_CONNECTION,), answer=_CONNECTIONS),
+    "close": Control("close_connection", (_CONNECTION,), answer=_CONNECTIONS),
+    "silence": Control("silence", (_CONNECTION, Param("silent", bool, True)), answer=_CONNECTIONS),
+    "revoke": Control("revoke_token", (Param("token", str),), answer="topics"),
+    "invalidate": Control(
+        "_control_invalidate",
+        (Param("token", str), Param("valid", bool, False)),
+        answer=lambda emu, _, args: {"ok": True},
+    ),
+    "raw": Control("send_raw", (Param("text", str), _CONNECTION), answer=_CONNECTIONS),
+    "fail-listen": Control(
+        "fail_next_listens",
+        (Param("error", str, None), Param("count", int, 1, check=count)),
+        answer=lambda emu, _, args: {"pending_faults": len(emu._listen_faults)},
+    ),
+}
