@@ -28,17 +28,35 @@ import twitchio
 
 import twitchio_pubsub as tp
 from twitchio_pubsub.emulator import EventSubEmulator, PubSubEmulator
+from twitchio_pubsub.eventsub.mapping import scopes_for, subscriptions_for
 
 CHANNELS = [1001, 1002, 1003, 1004, 1005]
 TIMINGS = {"listen_timeout": 2.0, "connect_timeout": 3.0, "backoff_base": 0.05, "backoff_cap": 0.3}
 
 
-def topics_for(channel: int, token: str) -> list[tp.Topic]:
+#: Moderators (their own user ids) for ``--topics moderation``.
+MODERATORS = [2001, 2002]
+
+
+def topics_for(channel: int, token: str, kind: str) -> list[tp.Topic]:
+    """The topics one operation may pick: a channel's own, or moderation topics that a
+    moderator's token serves in that channel (``token`` is then the moderator's)."""
+    if kind == "moderation":
+        moderator = int(token.split("-")[0][3:])
+        return [
+            tp.moderation_user_action(token)[channel][moderator],
+            tp.automod_queue(token)[moderator][channel],
+        ]
     return [tp.bits(token)[channel], tp.channel_points(token)[channel]]
 
 
 async def run(
-    transport: str, ops: int, seed: int, bound: float, rate_limit: int = 800
+    transport: str,
+    ops: int,
+    seed: int,
+    bound: float,
+    rate_limit: int = 800,
+    kind: str = "channel",
 ) -> dict[str, Any]:
     rng = random.Random(seed)
     client = twitchio.Client(token="unused")
@@ -52,12 +70,17 @@ async def run(
         if transport == "pubsub":
             pool = tp.PubSubPool(client, endpoint=server.url, rng=random.Random(seed), **TIMINGS)
         else:
-            for channel in CHANNELS:
+            owners = MODERATORS if kind == "moderation" else CHANNELS
+            for owner in owners:
                 for n in (1, 2):
                     server.add_token(
-                        f"tok{channel}-{n}",
-                        channel,
-                        scopes=["bits:read", "channel:read:redemptions"],
+                        f"tok{owner}-{n}",
+                        owner,
+                        scopes=[
+                            "bits:read",
+                            "channel:read:redemptions",
+                            *scopes_for("chat_moderator_actions", "automod-queue"),
+                        ],
                     )
             pool = tp.PubSubPool(
                 client,
@@ -84,25 +107,26 @@ async def run(
         started = time.perf_counter()
         for _ in range(ops):
             channel = rng.choice(CHANNELS)
-            token = f"tok{channel}-{rng.choice((1, 2))}"
-            topics = topics_for(channel, token)[: rng.choice((1, 2))]
-            kind = rng.choice(
+            owner = rng.choice(MODERATORS) if kind == "moderation" else channel
+            token = f"tok{owner}-{rng.choice((1, 2))}"
+            topics = topics_for(channel, token, kind)[: rng.choice((1, 2))]
+            op = rng.choice(
                 ["subscribe", "unsubscribe", "bg-subscribe", "bg-unsubscribe", "cancel"]
             )
-            kinds[kind] = kinds.get(kind, 0) + 1
+            kinds[op] = kinds.get(op, 0) + 1
             held = {t.present for t in pool.topics}
-            if kind.endswith("unsubscribe"):
+            if op.endswith("unsubscribe"):
                 topics = [t for t in topics if t.present in held]
                 if not topics:
                     continue
-            unsubscribing = kind.endswith("unsubscribe")
+            unsubscribing = op.endswith("unsubscribe")
             verb = pool.unsubscribe_topics if unsubscribing else pool.subscribe_topics
-            if kind == "cancel":
+            if op == "cancel":
                 if background:
                     victim = rng.choice(sorted(background, key=id))
                     victim.cancel()
                 continue
-            if kind.startswith("bg-"):
+            if op.startswith("bg-"):
                 task = asyncio.ensure_future(call(verb(topics)))
                 background.add(task)
                 task.add_done_callback(background.discard)
@@ -117,6 +141,7 @@ async def run(
         await pool.close()
     return {
         "transport": transport,
+        "topics": kind,
         "ops": ops,
         "seed": seed,
         "calls_done": done,
@@ -143,28 +168,23 @@ async def agreement(pool: Any, server: Any, transport: str) -> tuple[bool, str]:
     else:
 
         def held() -> set[str]:
-            return {
-                f"{s['type']}:{s['condition']['broadcaster_user_id']}" for s in server.enabled()
-            }
+            return {f"{s['type']}:{sorted(s['condition'].items())}" for s in server.enabled()}
 
-        want = set()
-        for key in listed:
-            family, channel = key.rsplit(".", 1)
-            if family.startswith("channel-bits"):
-                want.add(f"channel.cheer:{channel}")
-            else:
-                want.update(
-                    f"{kind}:{channel}"
-                    for kind in (
-                        "channel.channel_points_custom_reward_redemption.add",
-                        "channel.channel_points_custom_reward_redemption.update",
-                        "channel.channel_points_custom_reward.update",
-                    )
-                )
+        want = {
+            f"{part.type}:{sorted(part.condition)}"
+            for topic in pool.topics
+            for part in subscriptions_for(topic.present or "", owner_of(topic))
+        }
+
     with contextlib.suppress(asyncio.TimeoutError):
         await server.wait_until(lambda: held() == want, timeout=10)
     ok = listed == assigned and held() == want
     return ok, f"pool {len(listed)} topics, nodes {len(assigned)}, server {len(held())} held"
+
+
+def owner_of(topic: tp.Topic) -> str:
+    """The user id a benchmark token belongs to (``tok<user>-<n>``)."""
+    return (topic.token or "tok0-1").split("-")[0][3:]
 
 
 def main() -> None:
@@ -176,8 +196,16 @@ def main() -> None:
     parser.add_argument(
         "--rate-limit", type=int, default=800, help="EventSub: Helix calls a minute (Twitch: 800)"
     )
+    parser.add_argument(
+        "--topics",
+        choices=("channel", "moderation"),
+        default="channel",
+        help="bits and channel points of 5 channels, or moderation topics of 2 moderators",
+    )
     args = parser.parse_args()
-    result = asyncio.run(run(args.transport, args.ops, args.seed, args.bound, args.rate_limit))
+    result = asyncio.run(
+        run(args.transport, args.ops, args.seed, args.bound, args.rate_limit, args.topics)
+    )
     for key, value in result.items():
         print(f"{key}: {value}")
     sys.exit(0 if result["calls_hung"] == 0 and result["agreement"] else 1)
