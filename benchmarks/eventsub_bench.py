@@ -27,14 +27,14 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from aiohttp import web
+from typing import Any, ClassVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from twitchio_pubsub.emulator import EventSubEmulator
+from twitchio_pubsub.emulator._base import Control, Param
 
 HERE = Path(__file__).resolve()
 BROADCASTER = "1337"
@@ -54,14 +54,13 @@ def pin(core: int) -> None:
 class BlastEmulator(EventSubEmulator):
     """The emulator with ``/control/blast {"count": N}``: N cheers, as fast as sockets take."""
 
-    def _control_routes(self) -> Any:
-        routes = super()._control_routes()
-        routes["blast"] = self._c_blast
-        return routes
+    CONTROLS: ClassVar[Mapping[str, Control]] = {
+        **EventSubEmulator.CONTROLS,
+        "blast": Control("blast", (Param("count", int),)),
+    }
 
-    async def _c_blast(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        count = int(body["count"])
+    async def blast(self, count: int) -> dict[str, Any]:
+        """Send ``count`` cheers to every cheer subscription, as fast as sockets take."""
         targets = [
             (self._sessions[sub["transport"]["session_id"]], sub)
             for sub in self.enabled()
@@ -93,7 +92,7 @@ class BlastEmulator(EventSubEmulator):
             send = session.ws.send_str
             for i in range(count):
                 await send(f"{head}bench-{i}{tail}")
-        return web.json_response({"sent": count, "seconds": time.perf_counter() - started})
+        return {"sent": count, "seconds": time.perf_counter() - started}
 
 
 async def serve() -> None:

@@ -16,13 +16,12 @@ import json
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
-
-from aiohttp import web
+from collections.abc import Mapping
+from typing import Any, ClassVar, Optional
 
 from twitchio_pubsub import protocol
 from twitchio_pubsub.emulator import PubSubEmulator
+from twitchio_pubsub.emulator._base import Control, Param
 
 
 def bits_frame(topic: str, message_id: str, bits_used: int = 100) -> str:
@@ -51,18 +50,18 @@ def bits_frame(topic: str, message_id: str, bits_used: int = 100) -> str:
 class BenchServer(PubSubEmulator):
     """The emulator with a blasting endpoint."""
 
-    def _control_routes(
-        self,
-    ) -> dict[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]:
-        routes = super()._control_routes()
-        routes["blast"] = self._c_blast
-        return routes
+    CONTROLS: ClassVar[Mapping[str, Control]] = {
+        **PubSubEmulator.CONTROLS,
+        "blast": Control(
+            "blast",
+            (Param("topics", list), Param("count", int), Param("rate", (int, float), None)),
+        ),
+    }
 
-    async def _c_blast(self, request: web.Request) -> web.Response:
-        body: dict[str, Any] = await request.json()
-        topics: list[str] = body["topics"]
-        count: int = body["count"]
-        rate = body.get("rate")
+    async def blast(
+        self, topics: list[str], count: int, rate: Optional[float] = None
+    ) -> dict[str, Any]:
+        """Send ``count`` bits frames over ``topics``, as fast as possible or at ``rate``/s."""
         conns = {t: [c for c in self.connections if t in c.topics] for t in topics}
         started = time.perf_counter()
         if rate is None:
@@ -85,7 +84,7 @@ class BenchServer(PubSubEmulator):
                 frame = bits_frame(topic, str(time.monotonic_ns()))
                 for conn in conns[topic]:
                     await conn.ws.send_str(frame)
-        return web.json_response({"sent": count, "seconds": time.perf_counter() - started})
+        return {"sent": count, "seconds": time.perf_counter() - started}
 
 
 async def main() -> None:

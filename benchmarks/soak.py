@@ -133,9 +133,6 @@ class Soak:
             await asyncio.sleep(1.0)  # events still in flight
             self.peak_sockets = emu.peak_connections
             refreshes = pool.refreshes
-            self.hook_refreshes = pool.hook_refreshes
-            self.loop_refreshes = pool.loop_refreshes
-            self.refused_refreshes = pool.refused_refreshes
             await pool.close()
         return self._report(refreshes)
 
