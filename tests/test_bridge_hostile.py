@@ -214,6 +214,21 @@ async def test_a_malformed_lookup_after_a_409_does_not_kill_the_node(
     assert [c.bits_used for c in await seen.wait("pubsub_bits")] == [1]
 
 
+async def test_a_garbage_delete_answer_counts_as_deleted(
+    pool: HookPool, emu: EventSubEmulator, seen: Recorder
+) -> None:
+    # A delete's answer carries nothing the client reads: a 2xx with garbage is a
+    # delete that happened (the emulator carried it out), and nothing is retried.
+    topics = [tp.bits("broadcaster")[B], tp.channel_points("broadcaster")[B]]
+    await pool.subscribe_topics(topics)
+    await emu.garbage_next_helix(1, call="delete")
+    await pool.unsubscribe_topics(topics[:1])
+    assert [s["type"] for s in emu.enabled()].count("channel.cheer") == 0
+    assert [e for e in seen.values("pubsub_error") if e.type == "INTERNAL"] == []
+    await pool.unsubscribe_topics(topics[1:])
+    await emu.wait_until(lambda: not emu.subscriptions)
+
+
 # ---------------------------------------------------------------- close() at awkward moments
 
 
