@@ -7,6 +7,7 @@ one ``auth_fail_hook`` call per failure, and a node that survives its own bug.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -256,3 +257,23 @@ async def test_a_reconnect_hook_that_refreshes_its_own_topics_is_not_kept_waitin
     assert [t.token for t in pool.topics] == ["fresh"]
     await h.cheer(4)
     assert await h.received(1) == [4]
+
+
+# ---------------------------------------------------------------- a newcomer's silent bot
+
+
+async def test_the_pool_says_once_that_it_cannot_connect_and_once_that_it_did(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bot with no logging set up still sees warnings (Python prints them): one when the
+    # server cannot be reached, one when it is reached at last; the retries stay at INFO.
+    caplog.set_level(logging.INFO, logger="twitchio_pubsub")
+    await h.server.refuse_connections(1.0)
+    await h.pool.subscribe_topics([h.bits()])
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    cannot = [m for m in warnings if "cannot reach" in m]
+    connected = [m for m in warnings if "connected to" in m and "failed attempt" in m]
+    assert len(cannot) == 1 and len(connected) == 1, warnings
+    retries = [r for r in caplog.records if "connect failed" in r.getMessage()]
+    assert len(retries) >= 2 and {r.levelno for r in retries} == {logging.INFO}
+    assert "good" not in " ".join(warnings)  # never the token

@@ -123,7 +123,7 @@ async def test_trigger_unreachable_server_fails_cleanly() -> None:
 
 async def test_trigger_server_side_error_is_reported(emulator: PubSubEmulator) -> None:
     code, _, err = await _run("trigger", "bits", "--channel", "abc", "--server", emulator.http_url)
-    assert code == 1
+    assert code == 2  # refused by the emulator (400): a usage error, as argparse's are
     assert "numeric" in err
 
 

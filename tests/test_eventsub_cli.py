@@ -9,6 +9,7 @@ import signal
 import sys
 
 import aiohttp
+import pytest
 
 from twitchio_pubsub.emulator import EventSubEmulator
 
@@ -79,11 +80,12 @@ async def test_trigger_explains_errors() -> None:
         code, _, err = await _run(
             "eventsub", "trigger", "channel.cheer", "--set", "colour=red", "--server", emu.http_url
         )
-        assert code == 1
+        assert code == 2  # a usage error, as with the PubSub trigger
         assert "has no field 'colour'" in err
         code, _, err = await _run("eventsub", "trigger", "channel.cheer", "--server", emu.http_url)
         assert code == 0
         assert "no subscription to channel.cheer matches" in err
+        assert "nothing is subscribed at all" in err
 
 
 async def test_trigger_without_a_server() -> None:
@@ -115,3 +117,25 @@ async def test_trigger_user_option_reaches_whispers() -> None:
         )  # fmt: skip
         assert code == 0, err
         assert (await sock.recv())["payload"]["event"]["whisper"]["text"] == "psst"
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["eventsub", "serve", "--token", "tok=abc"], "numeric Twitch user id"),
+        (["eventsub", "trigger", "cheer", "--set", "nope=1"], "has no field 'nope'"),
+    ],
+)
+def test_eventsub_usage_errors_exit_2_with_one_line(
+    args: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from twitchio_pubsub.__main__ import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert needle in err and "tok" not in err.replace("token", "")
+    if "no field" in err:
+        fields = err.split("its fields: ", 1)[1].split(" (see")[0].split(", ")
+        assert len(fields) == len(set(fields))  # each field listed once

@@ -112,3 +112,53 @@ async def test_demo_runs_and_summarises() -> None:
     )
     assert "subscribed to 10 topics: 15 EventSub subscriptions on 2 session(s)" in text
     assert "pool closed: 0 subscriptions left on the server" in text
+
+
+async def test_eventsub_bot_against_eventsub_serve_and_trigger() -> None:
+    """examples/eventsub_bot.py as a newcomer runs it: three processes, real sockets."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"http://127.0.0.1:{port}"
+    token = "broadcaster-token=1337:bits:read,channel:read:redemptions"
+    server = await _run(
+        "-m", "twitchio_pubsub", "eventsub", "serve", "--port", str(port), "--token", token
+    )
+    bot = None
+    try:
+        assert server.stdout is not None
+        banner = (await asyncio.wait_for(server.stdout.readline(), 30)).decode()
+        assert f"eventsub_url=ws://127.0.0.1:{port}/ws" in banner
+        bot = await _run(str(EXAMPLES / "eventsub_bot.py"), "--emulator", address)
+        assert bot.stdout is not None
+        ready = (await asyncio.wait_for(bot.stdout.readline(), 30)).decode()
+        assert ready.startswith("listening to channel 1337 on EventSub")
+
+        async def trigger(*args: str) -> tuple[int, str, str]:
+            proc = await _run(
+                "-m", "twitchio_pubsub", "eventsub", "trigger", *args, "--server", address
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
+            return proc.returncode or 0, out.decode(), err.decode()
+
+        # No --broadcaster: the only broadcaster subscribed to channel.cheer is used.
+        code, out, err = await trigger("cheer", "--set", "bits=250")
+        assert code == 0 and "channel.cheer: delivered to 1 session(s)" in out, err
+        assert "broadcaster 1337: the only one subscribed" in err
+        line = (await asyncio.wait_for(bot.stdout.readline(), 15)).decode()
+        assert "cheered 250 bits" in line
+        code, out, err = await trigger("add-redemption", "--set", "user_input=")
+        assert code == 0 and "delivered to 1 session(s)" in out, err
+        line = (await asyncio.wait_for(bot.stdout.readline(), 15)).decode()
+        assert "redeemed" in line and "None" not in line and " with " not in line
+        # Nothing matches another broadcaster: the command lists what is subscribed.
+        code, out, err = await trigger("cheer", "--broadcaster", "42")
+        assert code == 0 and "delivered to 0 session(s)" in out
+        assert "channel.cheer v1 (broadcaster_user_id=1337)" in err
+    finally:
+        for proc in (bot, server):
+            if proc is not None and proc.returncode is None:
+                proc.terminate()
+                await asyncio.wait_for(proc.wait(), 15)

@@ -17,7 +17,7 @@ import signal
 import sys
 import urllib.parse
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Optional, Union
 
 __all__ = ("main",)
 
@@ -156,7 +156,32 @@ def _token_spec(text: str) -> tuple[str, str, list[str]]:
     user_id, _, scopes = rest.partition(":")
     if not sep or not token or not user_id:
         raise argparse.ArgumentTypeError(f"expected TOKEN=USER_ID[:scope,scope...], got {text!r}")
+    if not user_id.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"USER_ID must be a numeric Twitch user id, got {user_id!r} (in "
+            "TOKEN=USER_ID[:scopes]; the token itself is not shown)"
+        )
     return token, user_id, [s for s in scopes.split(",") if s]
+
+
+#: Twitch CLI's event names (``twitch event trigger NAME``) for the types they stand for.
+TWITCH_CLI_NAMES = {
+    "cheer": "channel.cheer",
+    "subscribe": "channel.subscribe",
+    "gift": "channel.subscription.gift",
+    "subscribe-message": "channel.subscription.message",
+    "add-redemption": "channel.channel_points_custom_reward_redemption.add",
+    "update-redemption": "channel.channel_points_custom_reward_redemption.update",
+    "add-reward": "channel.channel_points_custom_reward.add",
+    "update-reward": "channel.channel_points_custom_reward.update",
+    "remove-reward": "channel.channel_points_custom_reward.remove",
+    "ban": "channel.ban",
+    "unban": "channel.unban",
+    "add-moderator": "channel.moderator.add",
+    "remove-moderator": "channel.moderator.remove",
+    "vip-add": "channel.vip.add",
+    "vip-remove": "channel.vip.remove",
+}
 
 
 def _add_eventsub(sub: Any) -> None:
@@ -181,14 +206,23 @@ def _add_eventsub(sub: Any) -> None:
         "(repeatable; client id emulator-client-id)",
     )
     types = sorted({t for t, _ in SUBSCRIPTION_TYPES})
+    names = {n: t for n, t in TWITCH_CLI_NAMES.items() if t in types}
     trigger = commands.add_parser(
         "trigger",
         help="send a realistic event from a running EventSub emulator",
         description="Make a running EventSub emulator send TYPE to every matching "
-        "subscription, and print the event.",
-        epilog=f"TYPE is one of: {', '.join(types)}.",
+        "subscription, and print the event. Without --broadcaster, the broadcaster is "
+        "the one subscribed to TYPE when there is exactly one.",
+        epilog=f"TYPE is one of: {', '.join(types)}; or one of Twitch CLI's names: "
+        + ", ".join(f"{n} ({t})" for n, t in names.items())
+        + ".",
     )
-    trigger.add_argument("type", choices=types, metavar="TYPE", help="the subscription type")
+    trigger.add_argument(
+        "type",
+        choices=[*types, *names],
+        metavar="TYPE",
+        help="the subscription type, or its Twitch CLI name (cheer, add-redemption, ...)",
+    )
     trigger.add_argument("--version", help="only subscriptions of this version (default: all)")
     trigger.add_argument("--broadcaster", help="broadcaster_user_id of the event")
     trigger.add_argument("--user", help="user_id (condition or event field)")
@@ -211,7 +245,9 @@ async def _eventsub_serve(args: argparse.Namespace) -> int:
     urls = emu.urls
     print(
         f"EventSub emulator: eventsub_url={urls['eventsub_url']} helix_url={urls['helix_url']} "
-        f"id_url={urls['id_url']} (control API: {emu.http_url}/control/); Ctrl-C stops",
+        f"id_url={urls['id_url']} (control API: {emu.http_url}/control/); Ctrl-C stops\n"
+        f"a bot: PubSubPool(client, transport='eventsub', **eventsub_urls({emu.http_url!r})) "
+        "with: from twitchio_pubsub.emulator import eventsub_urls",
         flush=True,
     )
     try:
@@ -222,6 +258,9 @@ async def _eventsub_serve(args: argparse.Namespace) -> int:
 
 
 async def _eventsub_trigger(args: argparse.Namespace) -> int:
+    import aiohttp
+
+    kind = TWITCH_CLI_NAMES.get(args.type, args.type)
     fields = dict(args.overrides)
     for option, key in (
         ("broadcaster", "broadcaster_user_id"),
@@ -230,34 +269,95 @@ async def _eventsub_trigger(args: argparse.Namespace) -> int:
     ):
         if getattr(args, option) is not None:
             fields[key] = getattr(args, option)
-    body: dict[str, Any] = {"type": args.type, "fields": fields}
-    if args.version is not None:
-        body["version"] = args.version
-    import aiohttp
-
+    start = "twitchio-pubsub eventsub serve"
     async with aiohttp.ClientSession() as session:
-        answer = await _post(
-            session, args.server, "/control/trigger", body, "twitchio-pubsub eventsub serve"
-        )
+        state = await _state(session, args.server, "EventSub")
+        if isinstance(state, int):
+            return state
+        subscribed = [s for s in state.get("subscriptions", []) if s.get("status") == "enabled"]
+        mine = [s for s in subscribed if s.get("type") == kind]
+        if "broadcaster_user_id" not in fields:
+            broadcasters = {str(s["condition"].get("broadcaster_user_id")) for s in mine}
+            broadcasters.discard("None")
+            if len(broadcasters) == 1:
+                fields["broadcaster_user_id"] = broadcasters.pop()
+                print(
+                    f"broadcaster {fields['broadcaster_user_id']}: the only one subscribed "
+                    f"to {kind}",
+                    file=sys.stderr,
+                )
+        body: dict[str, Any] = {"type": kind, "fields": fields}
+        if args.version is not None:
+            body["version"] = args.version
+        answer = await _post(session, args.server, "/control/trigger", body, start)
     if isinstance(answer, int):
         return answer
     print(json.dumps(answer.get("event"), indent=2, ensure_ascii=False))
     delivered = int(answer.get("delivered", 0))
-    print(f"{args.type}: delivered to {delivered} session(s)")
+    print(f"{kind}: delivered to {delivered} session(s)")
     if not delivered:
-        print(f"no subscription to {args.type} matches on this emulator", file=sys.stderr)
+        print(f"no subscription to {kind} matches on this emulator; ", end="", file=sys.stderr)
+        if subscribed:
+            print("subscribed:", file=sys.stderr)
+            for sub in subscribed:
+                condition = ", ".join(f"{k}={v}" for k, v in sorted(sub["condition"].items()))
+                print(f"  {sub['type']} v{sub['version']} ({condition})", file=sys.stderr)
+        else:
+            print("nothing is subscribed at all", file=sys.stderr)
     return 0
 
 
-async def _post(session: Any, server: str, path: str, body: dict[str, Any], start: str) -> Any:
-    """POST to a running emulator's control API: its JSON answer, or an exit status.
+#: The two emulators: the key only its state has, the command that starts it, and the
+#: one that triggers its events.
+_EMULATORS = {
+    "PubSub": ("connections", "twitchio-pubsub serve", "twitchio-pubsub trigger"),
+    "EventSub": ("sessions", "twitchio-pubsub eventsub serve", "twitchio-pubsub eventsub trigger"),
+}
 
-    ``start`` is the command that starts that emulator, for the error message.
+
+def _a(word: str) -> str:
+    return f"an {word}" if word[:1] in "AEIOU" else f"a {word}"
+
+
+async def _state(session: Any, server: str, kind: str) -> Union[dict[str, Any], int]:
+    """The ``kind`` emulator's ``/control/state``, or an exit status (2: the other kind)."""
+    key, start, _ = _EMULATORS[kind]
+    answer = await _request(session, "GET", server, "/control/state", None, start)
+    if isinstance(answer, int):
+        return answer
+    if key not in answer:
+        other = next(name for name in _EMULATORS if name != kind)
+        return _error(
+            f"{server} is {_a(other)} emulator; this command drives {_a(kind)} one ({start}). "
+            f"For the {other} emulator, use: {_EMULATORS[other][2]}",
+            status=2,
+        )
+    state: dict[str, Any] = answer
+    return state
+
+
+async def _post(session: Any, server: str, path: str, body: dict[str, Any], start: str) -> Any:
+    """POST to a running emulator's control API: its JSON answer, or an exit status."""
+    return await _request(session, "POST", server, path, body, start)
+
+
+async def _request(
+    session: Any,
+    method: str,
+    server: str,
+    path: str,
+    body: Optional[dict[str, Any]],
+    start: str,
+) -> Any:
+    """Call a running emulator's control API: its JSON answer, or an exit status.
+
+    ``start`` is the command that starts that emulator, for the error message. A request
+    the emulator refuses (400: a wrong field, say) is a usage error: status 2.
     """
     import aiohttp
 
     try:
-        async with session.post(server + path, json=body) as resp:
+        async with session.request(method, server + path, json=body) as resp:
             try:
                 answer = await resp.json(content_type=None)
             except ValueError:
@@ -268,7 +368,9 @@ async def _post(session: Any, server: str, path: str, body: dict[str, Any], star
         return _error(f"cannot reach the emulator at {server}: {exc or type(exc).__name__}")
     if resp.status != 200 or not isinstance(answer, dict):
         error = answer.get("error") if isinstance(answer, dict) else None
-        return _error(error or f"HTTP {resp.status} from {server}")
+        return _error(
+            error or f"HTTP {resp.status} from {server}", status=2 if resp.status == 400 else 1
+        )
     return answer
 
 
@@ -315,9 +417,9 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _error(message: str) -> int:
+def _error(message: str, status: int = 1) -> int:
     print(f"twitchio-pubsub: error: {message}", file=sys.stderr)
-    return 1
+    return status
 
 
 async def _trigger(args: argparse.Namespace) -> int:
@@ -329,6 +431,9 @@ async def _trigger(args: argparse.Namespace) -> int:
     delivered = 0
     answer: Any = {}
     async with aiohttp.ClientSession() as session:
+        state = await _state(session, args.server, "PubSub")
+        if isinstance(state, int):
+            return state
         for _ in range(args.count):
             answer = await _post(
                 session, args.server, "/control/trigger", body, "twitchio-pubsub serve"
@@ -349,6 +454,26 @@ async def _trigger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_eventsub_fields(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A wrong --set field is a usage error (status 2), as for ``trigger``."""
+    from .emulator import eventsub_payloads
+    from .eventsub.types import SUBSCRIPTION_TYPES
+
+    kind = TWITCH_CLI_NAMES.get(args.type, args.type)
+    versions = [args.version] if args.version else [v for t, v in SUBSCRIPTION_TYPES if t == kind]
+    specs = [SUBSCRIPTION_TYPES[(kind, v)] for v in versions if (kind, v) in SUBSCRIPTION_TYPES]
+    if not specs:
+        parser.error(f"{kind} has no version {args.version!r}")
+    errors = []
+    for spec in sorted(specs, key=lambda spec: -int(spec.version)):
+        try:
+            eventsub_payloads.split_fields(spec, dict(args.overrides))
+            return  # a version the trigger may reach knows every field
+        except ValueError as exc:
+            errors.append(str(exc))
+    parser.error(errors[0])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line interface; returns the exit status."""
     parser = _build_parser()
@@ -360,6 +485,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         unknown = [key for key, _ in args.overrides if key not in known]
         if unknown:
             parser.error(f"{args.kind} has no field {unknown[0]!r}; its fields: {', '.join(known)}")
+    if args.command == "eventsub" and args.eventsub_command == "trigger":
+        _check_eventsub_fields(parser, args)
     if args.command == "serve":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         return asyncio.run(_serve(args))

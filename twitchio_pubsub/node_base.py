@@ -141,12 +141,24 @@ class NodeBase(Generic[L]):
         loop = asyncio.get_running_loop()
         link: Optional[L] = None
         first = True
+        failures = 0  # connects failed since the node was last up
         try:
             while True:
                 try:
                     link = await self._connect()
                 except self._connect_errors as exc:
                     self._last_error = self._describe_error(exc)
+                    failures += 1
+                    if failures == 1:
+                        # Once per outage, where a bot with no logging set up still sees it
+                        # (Python prints warnings then); the retries are INFO.
+                        log.warning(
+                            "node %d: cannot reach %s (%s); retrying with backoff, and saying "
+                            "so here once connected",
+                            self.id,
+                            self.endpoint,
+                            self._last_error,
+                        )
                     await self._connect_failed()
                     await self._sleep(backoff.next_delay(), f"connect failed ({self._last_error})")
                     continue
@@ -165,6 +177,14 @@ class NodeBase(Generic[L]):
                     await self._sleep(backoff.next_delay(), f"subscribing failed ({exc})")
                     continue
                 first = False  # _reconcile(ready=True) marked the node connected
+                if failures:
+                    log.warning(
+                        "node %d: connected to %s after %d failed attempt(s)",
+                        self.id,
+                        self.endpoint,
+                        failures,
+                    )
+                    failures = 0
                 self._up(link)
                 self._dispatch.event("pubsub_ready", self)
                 started = loop.time()
@@ -188,6 +208,11 @@ class NodeBase(Generic[L]):
 
     async def _connect(self) -> L:
         """Open a socket (and, on EventSub, read its welcome)."""
+        raise NotImplementedError
+
+    @property
+    def endpoint(self) -> str:
+        """The URL this node connects to."""
         raise NotImplementedError
 
     def _describe_error(self, exc: BaseException) -> str:

@@ -8,7 +8,7 @@ over real sockets so bots and this library can be tested offline.
 from __future__ import annotations
 
 from . import payloads
-from .eventsub import EventSubEmulator, EventSubSession, EventSubToken
+from .eventsub import EventSubEmulator, EventSubSession, EventSubToken, eventsub_urls
 from .payloads import KINDS, build_event
 from .server import DOCUMENTED_TOPIC_PATTERNS, EmulatorConnection, PubSubEmulator
 
@@ -21,5 +21,6 @@ __all__ = (
     "EventSubToken",
     "PubSubEmulator",
     "build_event",
+    "eventsub_urls",
     "payloads",
 )

@@ -153,9 +153,10 @@ def split_fields(
             else:
                 overrides[path] = value
         else:
+            listed = dict.fromkeys([*sorted(known), *spec.condition, *spec.optional])
             raise ValueError(
                 f"{spec.type} v{spec.version} has no field {key!r}; its fields: "
-                + ", ".join([*sorted(known), *spec.condition, *spec.optional])
+                + ", ".join(listed)
             )
     return overrides, filters
 

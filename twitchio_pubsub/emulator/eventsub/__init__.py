@@ -17,6 +17,7 @@ from .records import (
     EventSubSession,
     EventSubToken,
     EventSubURLs,
+    eventsub_urls,
 )
 from .server import EventSubEmulator
 
@@ -29,4 +30,5 @@ __all__ = (
     "EventSubSession",
     "EventSubToken",
     "EventSubURLs",
+    "eventsub_urls",
 )

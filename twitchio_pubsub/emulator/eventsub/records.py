@@ -24,6 +24,7 @@ __all__ = (
     "EventSubSession",
     "EventSubToken",
     "EventSubURLs",
+    "eventsub_urls",
 )
 
 log = logging.getLogger("twitchio_pubsub.emulator.eventsub")
@@ -132,6 +133,39 @@ class EventSubURLs(TypedDict):
     eventsub_url: str
     helix_url: str
     id_url: str
+
+
+def eventsub_urls(address: str) -> EventSubURLs:
+    """The pool's three URLs for an EventSub emulator at ``address``.
+
+    For a bot in another process than the emulator (``twitchio-pubsub eventsub serve``
+    prints its address)::
+
+        urls = eventsub_urls("http://127.0.0.1:8080")
+        pool = PubSubPool(client, transport="eventsub", **urls)
+
+    Parameters
+    ----------
+    address: :class:`str`
+        The emulator's HTTP address, ``http://host:port`` (a trailing ``/`` is fine).
+
+    Raises
+    ------
+    ValueError
+        ``address`` is not an ``http://`` or ``https://`` address.
+    """
+    base = address.strip().rstrip("/")
+    scheme, sep, rest = base.partition("://")
+    if not sep or scheme not in ("http", "https") or not rest:
+        raise ValueError(
+            f"expected the emulator's address, like http://127.0.0.1:8080, got {address!r}"
+        )
+    socket_scheme = "wss" if scheme == "https" else "ws"
+    return EventSubURLs(
+        eventsub_url=f"{socket_scheme}://{rest}/ws",
+        helix_url=f"{base}/helix",
+        id_url=f"{base}/oauth2",
+    )
 
 
 class EventSubSession(Connection):

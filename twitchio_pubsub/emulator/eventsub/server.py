@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .._base import BASE_CONTROLS, Control, Param, count
 from .helix import HelixMixin
-from .records import EventSubSession, EventSubToken, EventSubURLs, _Fault
+from .records import EventSubSession, EventSubToken, EventSubURLs, _Fault, eventsub_urls
 from .sessions import SessionsMixin
 
 __all__ = ("EventSubEmulator",)
@@ -111,10 +111,7 @@ class EventSubEmulator(SessionsMixin, HelixMixin):
     @property
     def urls(self) -> EventSubURLs:
         """``eventsub_url``, ``helix_url`` and ``id_url``: the pool's keywords, ready to pass."""
-        base = self.http_url
-        return EventSubURLs(
-            eventsub_url=self.url, helix_url=f"{base}/helix", id_url=f"{base}/oauth2"
-        )
+        return eventsub_urls(self.http_url)
 
     def _add_routes(self, app: web.Application) -> None:
         app.router.add_get("/ws", self._ws_handler)
