@@ -39,7 +39,7 @@ async def main(emulator: str | None) -> None:
     @client.event()
     async def event_pubsub_bits(event: pubsub.PubSubBitsMessage) -> None:
         who = event.user.name if event.user else "someone anonymous"
-        print(f"{who} cheered {event.bits_used} bits: {event.message}", flush=True)
+        print(f"{who} cheered {event.bits_used} bits: {event.message.content}", flush=True)
 
     @client.event()
     async def event_pubsub_channel_points(event: pubsub.PubSubChannelPointsMessage) -> None:

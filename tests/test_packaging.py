@@ -63,3 +63,19 @@ async def test_the_built_wheel_installs_and_runs_outside_the_repository(tmp_path
         python, "-c", "import twitchio_pubsub; print(twitchio_pubsub.__file__)", cwd=project
     )
     assert str(project) in where and str(ROOT) not in where
+
+    # The two ways docs/quickstart.rst gives for today: a clone's path, and a git URL.
+    for source in (str(ROOT), f"git+file://{ROOT}"):
+        await run(
+            python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--force-reinstall",
+            "--no-deps",
+            source,
+            cwd=project,
+        )
+        out = await run(python, "-m", "twitchio_pubsub", "--help", cwd=project)
+        assert "eventsub" in out, source
