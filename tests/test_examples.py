@@ -57,14 +57,24 @@ async def test_token_refresh_pool_example() -> None:
 def _user_folder(tmp_path: Path) -> Path:
     """A folder of a user's own, holding nothing but the example test file."""
     shutil.copy(EXAMPLES / "test_my_bot.py", tmp_path / "test_my_bot.py")
-    assert [p.name for p in tmp_path.iterdir()] == ["test_my_bot.py"]
+    shutil.copy(EXAMPLES / "test_my_eventsub_bot.py", tmp_path / "test_my_eventsub_bot.py")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "test_my_bot.py",
+        "test_my_eventsub_bot.py",
+    ]
     return tmp_path
 
 
-async def test_pytest_example_passes_in_a_folder_with_no_config(tmp_path: Path) -> None:
-    # No pyproject, no conftest, pytest-asyncio in its default strict mode: the
-    # fixtures come from the plugin installed with the package.
+async def test_pytest_examples_pass_in_a_folder_with_the_one_documented_line(
+    tmp_path: Path,
+) -> None:
+    # No conftest, pytest-asyncio in its default strict mode: the fixtures come from the
+    # plugin installed with the package. The one line docs/testing.rst gives silences
+    # pytest-asyncio's warning (run here as an error).
     folder = _user_folder(tmp_path)
+    (folder / "pytest.ini").write_text(
+        "[pytest]\nasyncio_default_fixture_loop_scope = function\n", encoding="utf-8"
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -72,14 +82,16 @@ async def test_pytest_example_passes_in_a_folder_with_no_config(tmp_path: Path) 
         "-q",
         "-p",
         "no:cacheprovider",
-        "test_my_bot.py",
+        "-W",
+        "error::pytest.PytestDeprecationWarning",
         cwd=folder,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, out.decode() + err.decode()
-    assert "3 passed" in out.decode()
+    text = out.decode() + err.decode()
+    assert proc.returncode == 0, text
+    assert "5 passed" in text and "PytestDeprecationWarning" not in text
 
 
 async def test_plugin_fixtures_close_what_they_open(

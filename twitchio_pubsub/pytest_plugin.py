@@ -15,6 +15,20 @@ configuration, in pytest-asyncio's default *strict* mode:
 ``eventsub_emulator``
     A running :class:`~twitchio_pubsub.emulator.EventSubEmulator` on a free loopback
     port (WebSocket, Helix and token validation), closed after the test.
+``eventsub_token``
+    A token registered on ``eventsub_emulator`` for user :data:`EVENTSUB_USER_ID`
+    (``1337``) with every scope any topic family needs: the token for topics of that
+    channel (or of that moderator).
+``eventsub_pool``
+    A :class:`~twitchio_pubsub.PubSubPool` with ``transport="eventsub"`` for
+    ``pubsub_client``, aimed at ``eventsub_emulator``, closed after the test.
+
+pytest-asyncio warns (``PytestDeprecationWarning``) in a project that does not set its
+``asyncio_default_fixture_loop_scope``; these fixtures are function-scoped, so one line
+in the project's pytest configuration silences it::
+
+    [tool.pytest.ini_options]
+    asyncio_default_fixture_loop_scope = "function"
 
 Example::
 
@@ -35,7 +49,19 @@ from typing import Any
 
 import pytest
 
-__all__ = ("eventsub_emulator", "pubsub_client", "pubsub_emulator", "pubsub_pool")
+__all__ = (
+    "EVENTSUB_USER_ID",
+    "eventsub_emulator",
+    "eventsub_pool",
+    "eventsub_token",
+    "pubsub_client",
+    "pubsub_emulator",
+    "pubsub_pool",
+)
+
+#: The user the ``eventsub_token`` fixture's token belongs to.
+EVENTSUB_USER_ID = "1337"
+
 
 try:
     import pytest_asyncio
@@ -88,8 +114,30 @@ if _HAVE_ASYNCIO_PLUGIN:
         finally:
             await pool.close()
 
+    @pytest_asyncio.fixture
+    async def eventsub_token(eventsub_emulator: Any) -> str:
+        """A token of user 1337 on ``eventsub_emulator`` with every scope topics need."""
+        from .eventsub.mapping import FAMILIES, scopes_for
+
+        token = "pytest-eventsub-token"
+        eventsub_emulator.add_token(token, EVENTSUB_USER_ID, scopes=scopes_for(*FAMILIES))
+        return token
+
+    @pytest_asyncio.fixture
+    async def eventsub_pool(pubsub_client: Any, eventsub_emulator: Any) -> AsyncIterator[Any]:
+        """An EventSub pool for ``pubsub_client`` aimed at ``eventsub_emulator``."""
+        from .pool import PubSubPool
+
+        pool = PubSubPool(pubsub_client, transport="eventsub", **eventsub_emulator.urls)
+        try:
+            yield pool
+        finally:
+            await pool.close()
+
 else:  # pragma: no cover - exercised only without pytest-asyncio
     pubsub_emulator = pytest.fixture(_missing, name="pubsub_emulator")
     eventsub_emulator = pytest.fixture(_missing, name="eventsub_emulator")
     pubsub_client = pytest.fixture(_missing, name="pubsub_client")
     pubsub_pool = pytest.fixture(_missing, name="pubsub_pool")
+    eventsub_token = pytest.fixture(_missing, name="eventsub_token")
+    eventsub_pool = pytest.fixture(_missing, name="eventsub_pool")
