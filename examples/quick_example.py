@@ -26,7 +26,11 @@ my_token = "..."
 users_oauth_token = "user-oauth-token"
 users_channel_id = 12345
 
-parser = argparse.ArgumentParser(description=__doc__)
+parser = argparse.ArgumentParser(
+    # The docstring is reStructuredText: shown as plain text, its lines kept.
+    description=__doc__.replace("::", ":").replace("``", ""),
+    formatter_class=argparse.RawDescriptionHelpFormatter,
+)
 parser.add_argument("--endpoint", default=os.environ.get("PUBSUB_ENDPOINT", "ws://127.0.0.1:8765"))
 parser.add_argument("--events", type=int, default=2)
 args = parser.parse_args()

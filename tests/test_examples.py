@@ -25,6 +25,14 @@ async def _run(*args: str, env: dict[str, str] | None = None) -> asyncio.subproc
     )
 
 
+async def test_quick_example_help_is_plain_text() -> None:
+    proc = await _run(str(EXAMPLES / "quick_example.py"), "--help")
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode()
+    assert proc.returncode == 0 and "::" not in text and "``" not in text
+    assert "\n    PUBSUB_ENDPOINT=ws://127.0.0.1:8765 python examples/quick_example.py\n" in text
+
+
 async def test_quick_example(emulator: PubSubEmulator) -> None:
     proc = await _run(str(EXAMPLES / "quick_example.py"), env={"PUBSUB_ENDPOINT": emulator.url})
     assert proc.stdout is not None
@@ -109,6 +117,8 @@ async def test_demo_runs_and_summarises() -> None:
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     text = out.decode()
+    # bits on v2 and on v1 look alike; each line names its topic.
+    assert "[channel-bits-events-v2]" in text and "[channel-bits-events-v1]" in text
     for model in (
         "PubSubBitsMessage",
         "PubSubChannelPointsMessage",

@@ -159,7 +159,11 @@ class _Demo:
 
     def show(self, event: str, model: PubSubMessage) -> None:
         self.count += 1
-        self.say(f"  [{self.count:2}] {event:<38} {type(model).__name__:<34} {describe(model)}")
+        # The topic tells apart events that look alike (bits on v2 and on v1).
+        self.say(
+            f"  [{self.count:2}] {event:<36} {type(model).__name__:<32} {describe(model)}"
+            f"  [{model.full_topic.split('.', 1)[0]}]"
+        )
 
     async def expect(self, event: str, timeout: float = 5.0) -> PubSubMessage:
         got_event, model = await asyncio.wait_for(self.received.get(), timeout)
