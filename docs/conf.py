@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+from typing import Any
 
 sys.path.insert(0, os.path.abspath(".."))
 
@@ -37,3 +39,27 @@ html_title = "twitchio-pubsub"
 html_static_path = ["_static"]
 html_css_files = ["custom.css"]
 exclude_patterns = ["_build"]
+
+
+_TABLE = re.compile(r"<table.*?</table>", re.S)
+_PRE = re.compile(r'(<span class="pre">)([^<]*)(</span>)')
+_JOINT = re.compile(r"([._])(?=\w)")
+
+
+def _identifier_breaks(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """Let code in tables break after "." and "_" only (a <wbr>: invisible, not copied)."""
+    body = context.get("body")
+    if not body or "<table" not in body:
+        return
+
+    def joints(match: re.Match[str]) -> str:
+        return match.group(1) + _JOINT.sub(r"\1<wbr>", match.group(2)) + match.group(3)
+
+    context["body"] = _TABLE.sub(lambda table: _PRE.sub(joints, table.group(0)), body)
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.connect("html-page-context", _identifier_breaks)
+    return {"parallel_read_safe": True}
