@@ -98,6 +98,8 @@ async def test_serve_then_trigger_then_ctrl_c(session: aiohttp.ClientSession) ->
         (["trigger", "bits"], "--channel"),
         (["trigger", "bits", "--channel", "1", "--set", "novalue"], "key=value"),
         ([], "COMMAND"),
+        (["eventsub", "serve", "--token", "tok=abc"], "numeric Twitch user id"),
+        (["eventsub", "trigger", "cheer", "--set", "nope=1"], "has no field 'nope'"),
     ],
 )
 def test_bad_arguments_exit_nonzero_with_one_line(

@@ -119,23 +119,16 @@ async def test_trigger_user_option_reaches_whispers() -> None:
         assert (await sock.recv())["payload"]["event"]["whisper"]["text"] == "psst"
 
 
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["eventsub", "serve", "--token", "tok=abc"], "numeric Twitch user id"),
-        (["eventsub", "trigger", "cheer", "--set", "nope=1"], "has no field 'nope'"),
-    ],
-)
-def test_eventsub_usage_errors_exit_2_with_one_line(
-    args: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+def test_usage_errors_name_each_field_once_and_never_the_token(
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from twitchio_pubsub.__main__ import main
 
-    with pytest.raises(SystemExit) as exited:
-        main(args)
-    assert exited.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["eventsub", "serve", "--token", "secret-value=abc"])
+    assert "secret-value" not in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["eventsub", "trigger", "cheer", "--set", "nope=1"])
     err = capsys.readouterr().err
-    assert needle in err and "tok" not in err.replace("token", "")
-    if "no field" in err:
-        fields = err.split("its fields: ", 1)[1].split(" (see")[0].split(", ")
-        assert len(fields) == len(set(fields))  # each field listed once
+    fields = err.split("its fields: ", 1)[1].split(" (see")[0].split(", ")
+    assert "broadcaster_user_id" in fields and len(fields) == len(set(fields))

@@ -99,9 +99,6 @@ class _Confirmed:
         self.token = token
 
 
-_LinkLost = LinkLost
-
-
 class _Link:
     """One websocket and the tasks reading and pinging it."""
 
@@ -429,7 +426,7 @@ class PubSubWebsocket(NodeBase[_Link]):
             if self._wake_pending or self._settle_waiters:
                 try:
                     await self._reconcile(link)
-                except _LinkLost as exc:
+                except LinkLost as exc:
                     return f"subscribing failed ({exc})"
                 continue
             link.signal.clear()
@@ -470,7 +467,7 @@ class PubSubWebsocket(NodeBase[_Link]):
             confirmed: list[tuple[list[Topic], Optional[str]]] = []
             lost: Optional[BaseException] = None
             for result in results:
-                if isinstance(result, _LinkLost):
+                if isinstance(result, LinkLost):
                     lost = result
                 elif isinstance(result, BaseException):  # pragma: no cover - a bug
                     raise result
@@ -510,7 +507,7 @@ class PubSubWebsocket(NodeBase[_Link]):
             for key in keys:
                 self._confirmed.pop(key, None)
         if self._owner.refused(self, group, token, error):
-            raise _LinkLost(f"LISTEN answered {error}")
+            raise LinkLost(f"LISTEN answered {error}")
         return None
 
     async def _unlisten(
@@ -538,7 +535,7 @@ class PubSubWebsocket(NodeBase[_Link]):
             if owner is link:
                 del self._pending[nonce]
                 if not future.done():
-                    future.set_exception(_LinkLost("connection lost"))
+                    future.set_exception(LinkLost("connection lost"))
 
     async def _request(
         self,
@@ -554,7 +551,7 @@ class PubSubWebsocket(NodeBase[_Link]):
         response for a success, ``pubsub_error`` for an error.
         """
         if not link.alive:
-            raise _LinkLost("connection lost")
+            raise LinkLost("connection lost")
         if kind == "LISTEN":
             nonce, frame = protocol.build_listen(keys, token)
         else:
@@ -566,7 +563,7 @@ class PubSubWebsocket(NodeBase[_Link]):
             try:
                 await link.ws.send_str(frame)
             except (ConnectionError, RuntimeError) as exc:
-                raise _LinkLost("connection lost") from exc
+                raise LinkLost("connection lost") from exc
             try:
                 response = await within(future, self._settings.listen_timeout)
             except asyncio.TimeoutError:

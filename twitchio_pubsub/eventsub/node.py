@@ -68,9 +68,6 @@ _CLOSE_ADVICE = {
 }
 
 
-_LinkLost = LinkLost
-
-
 class _Link:
     """One socket of the node and what its reader saw."""
 
@@ -292,7 +289,7 @@ class EventSubWebsocket(NodeBase[_Link]):
 
     # The supervisor is NodeBase._supervise; these are EventSub's steps.
 
-    _connect_errors = (OSError, asyncio.TimeoutError, aiohttp.ClientError, _LinkLost)
+    _connect_errors = (OSError, asyncio.TimeoutError, aiohttp.ClientError, LinkLost)
 
     async def _connect(self) -> _Link:
         return await self._open(self._url())
@@ -350,16 +347,16 @@ class EventSubWebsocket(NodeBase[_Link]):
             msg = await ws.receive(timeout=limit)
             if msg.type is not aiohttp.WSMsgType.TEXT:
                 code = ws.close_code
-                raise _LinkLost(
+                raise LinkLost(
                     f"closed before the welcome (close code {code}: "
                     f"{_CLOSE_ADVICE.get(code or 0, 'no reason given')})"
                 )
             welcome = esp.parse(msg.data, keepalive=self._keepalive)
             if isinstance(welcome, esp.Invalid):
                 self._bad_frame(welcome.raw, welcome.reason)
-                raise _LinkLost(f"invalid session_welcome: {welcome.reason}")
+                raise LinkLost(f"invalid session_welcome: {welcome.reason}")
             if not isinstance(welcome, esp.Welcome):
-                raise _LinkLost(f"the first frame was a {type(welcome).__name__}, not a welcome")
+                raise LinkLost(f"the first frame was a {type(welcome).__name__}, not a welcome")
         except BaseException:
             await ws.close()
             raise
@@ -411,7 +408,7 @@ class EventSubWebsocket(NodeBase[_Link]):
             if self._wake_pending or self._settle_waiters:
                 try:
                     await self._reconcile(link)
-                except _LinkLost as exc:
+                except LinkLost as exc:
                     return f"subscribing failed ({exc})"
                 continue
             await until_signal(link, timeout=limit - silent_for + 0.01)
@@ -424,7 +421,7 @@ class EventSubWebsocket(NodeBase[_Link]):
         """
         try:
             new = await self._open(url)
-        except (OSError, asyncio.TimeoutError, aiohttp.ClientError, _LinkLost) as exc:
+        except (OSError, asyncio.TimeoutError, aiohttp.ClientError, LinkLost) as exc:
             log.warning("node %d: following session_reconnect failed: %s", self.id, exc)
             return False
         self._link = new
@@ -502,7 +499,7 @@ class EventSubWebsocket(NodeBase[_Link]):
         confirmed: dict[Optional[str], list[Topic]] = {}
         lost: Optional[BaseException] = None
         for topic, result in zip(topics, results):
-            if isinstance(result, _LinkLost):
+            if isinstance(result, LinkLost):
                 lost = result
             elif isinstance(result, BaseException):
                 raise result
@@ -525,7 +522,7 @@ class EventSubWebsocket(NodeBase[_Link]):
                 if exc.status in (400, 401, 403):
                     self._refuse([topic], protocol.ERR_BADAUTH, "the token is invalid or expired")
                     return False
-                raise _LinkLost(f"cannot validate a token: {exc}") from None
+                raise LinkLost(f"cannot validate a token: {exc}") from None
         problem = token_problem(key, info.user_id, sorted(info.scopes))
         if problem is None and info.user_id != self.user_id:
             problem = f"the token belongs to user {info.user_id}; this session is {self.user_id}'s"
@@ -621,7 +618,7 @@ class EventSubWebsocket(NodeBase[_Link]):
 
     def _helix_refusal(self, topic: Topic, part: Part, exc: HelixError) -> bool:
         if exc.status == 400 and "session" in exc.message:
-            raise _LinkLost(exc.message)
+            raise LinkLost(exc.message)
         if exc.status in (401, 403):
             if exc.status == 401:
                 self._tokens.forget(topic.token or "")
@@ -632,7 +629,7 @@ class EventSubWebsocket(NodeBase[_Link]):
             code = protocol.ERR_BADTOPIC
         self._refuse([topic], code, f"{part.type} v{part.version}: {exc}")
         if code == protocol.ERR_SERVER and self._owner.refused(self, [topic], topic.token, code):
-            raise _LinkLost(f"Helix failed: {exc}")
+            raise LinkLost(f"Helix failed: {exc}")
         return False
 
     def _refuse(self, topics: list[Topic], code: str, reason: str) -> None:
