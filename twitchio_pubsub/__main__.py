@@ -136,6 +136,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_overrides(trigger, "override a payload field")
 
     _add_eventsub(sub)
+    _add_token(sub)
 
     demo = sub.add_parser("demo", help="run the end-to-end demo against an embedded emulator")
     demo.add_argument("--quiet", action="store_true", help="print only the summary line")
@@ -197,6 +198,13 @@ def _add_eventsub(sub: Any) -> None:
     commands.required = True
     serve = _serve_parser(commands, "EventSub", 8080)
     serve.add_argument(
+        "--app",
+        action="append",
+        default=[],
+        metavar="CLIENT_ID[=SECRET]",
+        help="register an app (repeatable); without a secret, a public client",
+    )
+    serve.add_argument(
         "--token",
         action="append",
         default=[],
@@ -229,6 +237,86 @@ def _add_eventsub(sub: Any) -> None:
     trigger.add_argument("--moderator", help="moderator_user_id (condition or event field)")
     _add_server(trigger, 8080)
     _add_overrides(trigger, "override an event field (dotted keys reach nested ones)")
+    approve = commands.add_parser(
+        "approve",
+        help="approve a device code on a running EventSub emulator (as its user would)",
+        description="Approve the device code a 'token' command or your bot printed, as "
+        "the user who would open the verification URL.",
+    )
+    approve.add_argument("code", help="the user code (8 letters)")
+    approve.add_argument("--user", required=True, help="the approving user's id")
+    _add_server(approve, 8080)
+
+
+def _add_token(sub: Any) -> None:
+    token = sub.add_parser(
+        "token",
+        help="get a user token with the scopes EventSub needs (device code flow)",
+        description="Get a user access token for your app by Twitch's device code flow: "
+        "it prints a URL and a code to enter there, waits for the approval, then prints "
+        "the access and refresh tokens, with exactly the scopes the named topics need on "
+        "EventSub.",
+        epilog="Against the EventSub emulator, give --id-url (its id_url) and approve the "
+        "code with: twitchio-pubsub eventsub approve CODE --user USER_ID.",
+    )
+    token.add_argument("--client-id", required=True, help="your app's client id")
+    token.add_argument(
+        "--topics",
+        default="",
+        metavar="NAMES",
+        help="comma-separated topic factories: bits,channel_points,moderation_user_action,...",
+    )
+    token.add_argument("--scopes", default="", help="more scopes, comma-separated")
+    token.add_argument(
+        "--id-url",
+        default="https://id.twitch.tv/oauth2",
+        metavar="URL",
+        help="the OAuth base (default Twitch's; an emulator's id_url for tests)",
+    )
+
+
+async def _token(args: argparse.Namespace) -> int:
+    from . import auth
+
+    names = [n.strip() for n in args.topics.split(",") if n.strip()]
+    try:
+        scopes = auth.scopes_for_topics(*names)
+    except ValueError as exc:
+        return _error(str(exc), status=2)
+    scopes += [s.strip() for s in args.scopes.split(",") if s.strip() and s not in scopes]
+
+    def show(code: Any) -> None:
+        print(
+            f"open {code.verification_uri} and enter the code {code.user_code} "
+            f"(good for {code.expires_in / 60:.0f} min); waiting for the approval...",
+            flush=True,
+        )
+
+    try:
+        token = await auth.device_flow(args.client_id, scopes, show, id_url=args.id_url)
+    except auth.AuthError as exc:
+        return _error(str(exc))
+    print(f"access token:  {token.access_token}")
+    print(f"refresh token: {token.refresh_token}")
+    print(f"scopes: {' '.join(token.scopes) or '(none)'}; expires in {token.expires_in} s")
+    return 0
+
+
+async def _eventsub_approve(args: argparse.Namespace) -> int:
+    import aiohttp
+
+    body = {"user_code": args.code, "user_id": args.user}
+    async with aiohttp.ClientSession() as session:
+        state = await _state(session, args.server, "EventSub")
+        if isinstance(state, int):
+            return state
+        answer = await _post(
+            session, args.server, "/control/approve", body, "twitchio-pubsub eventsub serve"
+        )
+    if isinstance(answer, int):
+        return answer
+    print(f"approved {args.code} as user {args.user} for client {answer.get('client_id')}")
+    return 0
 
 
 async def _eventsub_serve(args: argparse.Namespace) -> int:
@@ -242,6 +330,9 @@ async def _eventsub_serve(args: argparse.Namespace) -> int:
         return _error(f"cannot listen on {args.host}:{args.port}: {exc}")
     for token, user_id, scopes in args.token:
         emu.add_token(token, user_id, scopes=scopes)
+    for app in args.app:
+        client_id, _, secret = app.partition("=")
+        emu.add_app(client_id, secret or None)
     urls = emu.urls
     print(
         f"EventSub emulator: eventsub_url={urls['eventsub_url']} helix_url={urls['helix_url']} "
@@ -496,7 +587,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.eventsub_command == "serve":
             logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
             return asyncio.run(_eventsub_serve(args))
+        if args.eventsub_command == "approve":
+            return asyncio.run(_eventsub_approve(args))
         return asyncio.run(_eventsub_trigger(args))
+    if args.command == "token":
+        return asyncio.run(_token(args))
     return asyncio.run(_demo(args))
 
 

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from aiohttp import web
 
 from .._base import BASE_CONTROLS, Control, Param, count
-from .helix import HelixMixin
+from .oauth import OAuthMixin
 from .records import EventSubSession, EventSubToken, EventSubURLs, _Fault, eventsub_urls
 from .sessions import SessionsMixin
 
@@ -20,7 +20,7 @@ __all__ = ("EventSubEmulator",)
 log = logging.getLogger("twitchio_pubsub.emulator.eventsub")
 
 
-class EventSubEmulator(SessionsMixin, HelixMixin):
+class EventSubEmulator(SessionsMixin, OAuthMixin):
     """A real server that speaks Twitch's EventSub WebSocket protocol and its Helix API.
 
     One port serves the WebSocket (``/ws``), the Helix subscription API
@@ -56,6 +56,10 @@ class EventSubEmulator(SessionsMixin, HelixMixin):
     rate_limit: :class:`int`
         Helix requests per minute and client id (Twitch: 800); one more gets 429 until
         the ``Ratelimit-Reset`` time.
+    device_interval: :class:`float`
+        The polling interval the device code flow asks for (Twitch: 5 s).
+    device_expires: :class:`float`
+        How long a device code lives (Twitch: 1800 s).
     subscribe_window: Optional[:class:`float`]
         Seconds a new session may go without a subscription before it is closed with
         4003 (Twitch: 10); ``None`` uses the session's keepalive timeout, as before.
@@ -77,6 +81,8 @@ class EventSubEmulator(SessionsMixin, HelixMixin):
         max_total_cost: int = 10,
         rate_limit: int = 800,
         subscribe_window: Optional[float] = None,
+        device_interval: float = 5.0,
+        device_expires: float = 1800.0,
     ) -> None:
         super().__init__(host, port)
         if subscribe_window is not None and not (
@@ -84,6 +90,15 @@ class EventSubEmulator(SessionsMixin, HelixMixin):
         ):
             raise ValueError("subscribe_window must be from 0 to 600 seconds")
         self.subscribe_window = subscribe_window
+        if not (math.isfinite(device_interval) and 0 < device_interval <= 60):
+            raise ValueError("device_interval must be from 0 to 60 seconds")
+        if not (math.isfinite(device_expires) and 0 < device_expires <= 86_400):
+            raise ValueError("device_expires must be from 0 to 86400 seconds")
+        self.device_interval = device_interval
+        self.device_expires = device_expires
+        self._apps = {}
+        self._device_codes = {}
+        self._refresh_tokens = {}
         if not 1 <= min_keepalive <= 600:
             raise ValueError("min_keepalive must be from 1 to 600")
         self.reconnect_grace = reconnect_grace
@@ -121,6 +136,8 @@ class EventSubEmulator(SessionsMixin, HelixMixin):
             app.router.add_get(path, self._helix("list", self._h_list))
             app.router.add_delete(path, self._helix("delete", self._h_delete))
         app.router.add_get("/oauth2/validate", self._h_validate)
+        app.router.add_post("/oauth2/device", self._h_device)
+        app.router.add_post("/oauth2/token", self._h_token)
 
     async def _before_close(self) -> None:
         stopping = self._stop_signal()
@@ -252,6 +269,14 @@ EventSubEmulator.CONTROLS = {
         "duplicate_next", (_COUNT,), answer=lambda emu, _, args: {"pending": emu._duplicates}
     ),
     "expire": Control("expire_token", (Param("token", str),), answer=_ok),
+    "app": Control(
+        "add_app", (Param("client_id", str), Param("client_secret", str, None)), answer=_ok
+    ),
+    "approve": Control(
+        "approve_device",
+        (Param("user_code", str), Param("user_id", (str, int)), Param("login", str, None)),
+        answer="client_id",
+    ),
     "invalidate": Control(
         "invalidate_token", (Param("token", str), Param("valid", bool, False)), answer=_ok
     ),
