@@ -734,10 +734,9 @@ class EventSubWebsocket(NodeBase[_Link]):
     def _on_text(self, link: _Link, data: str) -> None:
         link.last_seen = asyncio.get_running_loop().time()
         message = esp.parse(data, keepalive=link.keepalive)
-        kind = type(message)
-        if kind is esp.Notification:
-            self._notification(message)  # type: ignore[arg-type]
-        elif kind is esp.Keepalive:
+        if isinstance(message, esp.Notification):
+            self._notification(message)
+        elif isinstance(message, esp.Keepalive):
             pass  # last_seen is all it is for
         elif isinstance(message, esp.Reconnect):
             self._reconnect_to(link, message.url)

@@ -128,13 +128,13 @@ class OAuthMixin(HelixMixin):
     @staticmethod
     async def _form(request: web.Request) -> dict[str, str]:
         """The request's form fields, query parameters included (Twitch takes both)."""
-        fields = {k: v for k, v in request.query.items()}
+        fields = dict(request.query.items())
         if request.can_read_body:
             try:
                 posted = await request.post()
             except ValueError:
-                posted = {}  # type: ignore[assignment]
-            fields.update({k: v for k, v in posted.items() if isinstance(v, str)})
+                return fields
+            fields.update((k, v) for k, v in posted.items() if isinstance(v, str))
         return fields
 
     @staticmethod
