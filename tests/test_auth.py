@@ -182,3 +182,9 @@ async def test_the_token_command_end_to_end_as_processes(emu: EventSubEmulator) 
     info = await validate(emu, access.group(1))
     assert info["user_id"] == "9001"
     assert sorted(info["scopes"]) == ["bits:read", "user:read:whispers"]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["nope", "Topic", "scopes_for"])
+def test_an_unknown_topic_name_is_a_value_error_naming_the_factories(name: str) -> None:
+    with pytest.raises(ValueError, match=f"unknown topic '{name}'; one of: automod_queue, bits"):
+        auth.scopes_for_topics(name)

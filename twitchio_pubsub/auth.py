@@ -141,18 +141,15 @@ def scopes_for_topics(*topics: str | Topic) -> list[str]:
     """
     from . import topics as factories
 
+    names = [name for name in factories.__all__ if name[0].islower()]  # the factories
     families = []
     for item in topics:
         if isinstance(item, Topic):
             families.append(item.family)
-            continue
-        factory = getattr(factories, str(item), None) if str(item) in factories.__all__ else None
-        if factory is None:
-            raise ValueError(
-                f"unknown topic {item!r}; one of: "
-                + ", ".join(n for n in factories.__all__ if n[0].islower())
-            )
-        families.append(factory("x").family)
+        elif item in names:
+            families.append(getattr(factories, item)("x").family)
+        else:
+            raise ValueError(f"unknown topic {item!r}; one of: " + ", ".join(names))
     return scopes_for(*families)
 
 
