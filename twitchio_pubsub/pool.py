@@ -347,12 +347,11 @@ class PubSubPool:
 
     def _tokens_in_use(self) -> set[str]:
         """Every token a topic uses, or falls back to if a refresh is refused."""
-        tokens = {record.topic.token or "" for record in self._records.values()}
-        tokens.update(
-            record.previous.token or ""
-            for record in self._records.values()
-            if record.previous is not None
-        )
+        tokens = set()
+        for record in self._records.values():
+            tokens.add(record.topic.token or "")
+            if record.previous is not None:
+                tokens.add(record.previous.token or "")
         return tokens
 
     def _wanted(self, node: Node) -> Mapping[str, Topic]:

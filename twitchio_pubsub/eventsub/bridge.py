@@ -182,7 +182,7 @@ class EventSubTransport:
             A topic's family has no EventSub counterpart.
         """
         for topic in topics:
-            if topic.family not in FAMILIES:
+            if not self.serves(topic):
                 raise ValueError(
                     f"{topic!r} has no EventSub counterpart; the bridge serves: "
                     + ", ".join(FAMILIES)
