@@ -445,12 +445,11 @@ class NodeBase(Generic[L]):
                 await self._supervise()
                 return
             except Exception as exc:
+                # _supervise's finally has already closed its sockets, cleared the link and
+                # the ready state, and released the settle waiters.
                 log.exception("node %d: the supervisor failed; starting it again", self.id)
-                self._set_ready(False)
-                self._link = None
                 self._down_since = asyncio.get_running_loop().time()
                 self._last_error = f"internal error: {type(exc).__name__}: {exc}"
-                self._release_settle_waiters([])
                 self._dispatch.error(
                     PubSubErrorEvent(
                         f"node {self.id} failed ({type(exc).__name__}: {exc}); starting over",
