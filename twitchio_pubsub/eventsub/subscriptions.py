@@ -202,8 +202,7 @@ class SubscriptionTable(Generic[F]):
 
     def deleted(self, deletes: list[Deletion], *, failed: Iterable[Deletion] = ()) -> None:
         """``deletes`` are over; ``failed`` ones are stale again."""
-        if any(d is deletes for d in self.deleting):
-            self.deleting = [d for d in self.deleting if d is not deletes]
+        self.deleting = [d for d in self.deleting if d is not deletes]
         self.stale.extend(failed)
 
     def tokens(self) -> set[str]:
