@@ -341,8 +341,12 @@ def test_transports_are_chosen_by_name_only() -> None:
     from twitchio_pubsub.settings import Settings
     from twitchio_pubsub.transports import TRANSPORTS, build_transport
 
-    assert sorted(TRANSPORTS) == ["eventsub", "pubsub"]
+    assert sorted(TRANSPORTS) == ["conduit", "eventsub", "pubsub"]
     with pytest.raises(ValueError, match="unknown transport 'conduits'"):
         build_transport("conduits", aiohttp.ClientSession, Settings(), {})
+    with pytest.raises(ValueError, match="endpoint is the PubSub server's URL"):
+        build_transport("conduit", aiohttp.ClientSession, Settings(endpoint="ws://x"), {})
+    with pytest.raises(ValueError, match="shards applies only to transport='conduit'"):
+        build_transport("pubsub", aiohttp.ClientSession, Settings(), {"shards": [0]})
     with pytest.raises(ValueError, match="endpoint is the PubSub server's URL"):
         build_transport("eventsub", aiohttp.ClientSession, Settings(endpoint="ws://x"), {})

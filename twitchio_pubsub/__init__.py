@@ -15,6 +15,7 @@ from .errors import (
     PoolFull,
     PubSubError,
 )
+from .eventsub.conduit import Conduit, ConduitNode, ConduitShard, ShardInfo
 from .eventsub.node import EventSubWebsocket
 from .models import (
     PubSubAutoModQueueMessage,
@@ -59,6 +60,9 @@ from .websocket import PubSubWebsocket
 __version__ = "0.1.0"
 
 __all__ = (
+    "Conduit",
+    "ConduitNode",
+    "ConduitShard",
     "ConnectionFailure",
     "EventSubWebsocket",
     "ListenError",
@@ -91,6 +95,7 @@ __all__ = (
     "PubSubUserModerationNotification",
     "PubSubWebsocket",
     "PubSubWhisperMessage",
+    "ShardInfo",
     "Topic",
     "__version__",
     "automod_queue",

@@ -38,6 +38,7 @@ from .transport import (
     TRANSIENT,
     WITHDRAWN,
     Node,
+    NodeOwner,
     Transport,
     wait_finished,
 )
@@ -89,6 +90,19 @@ class _Record:
         future, self.future = self.future, None
         if future is not None and not future.done():
             future.set_result((code, detail))
+
+
+class TransportHost:
+    """What a transport may need of its pool beyond the nodes the pool asks it for (a
+    conduit opens its shards itself): the client, the pool, its dispatcher and owner."""
+
+    __slots__ = ("client", "dispatcher", "owner", "pool")
+
+    def __init__(self, client: Client, pool: Any, dispatcher: Dispatcher, owner: NodeOwner) -> None:
+        self.client = client
+        self.pool = pool
+        self.dispatcher = dispatcher
+        self.owner = owner
 
 
 class _Owner:
@@ -190,9 +204,11 @@ class PubSubPool:
     rng: Optional[:class:`random.Random`]
         The source of jitter, for reproducible tests.
     transport: :class:`str`
-        ``"pubsub"`` (the default) or ``"eventsub"``: the same topics, hooks, events and
-        models, fed from Twitch's EventSub WebSocket (see *Keeping PubSub bots alive on
-        EventSub* in the docs). With ``"eventsub"``, topics are grouped into sessions by
+        ``"pubsub"`` (the default), ``"eventsub"`` or ``"conduit"``: the same topics,
+        hooks, events and models, fed from Twitch's EventSub WebSocket (see *Keeping
+        PubSub bots alive on EventSub* in the docs) or, with ``"conduit"``, from an
+        EventSub conduit whose shards many processes share (see *Past one process*).
+        With ``"eventsub"``, topics are grouped into sessions by
         token user (at most 3 sessions per user and 300 subscriptions per session,
         Twitch's limits) and ``max_pool_size``, ``max_connection_topics``,
         ``ping_interval`` and ``pong_timeout`` do not apply.
@@ -211,6 +227,21 @@ class PubSubPool:
     validate_interval: :class:`float`
         EventSub: seconds between re-validations of every token in use (Twitch asks
         for hourly); a token found invalid goes to :meth:`auth_fail_hook` with its topics.
+    client_id: Optional[:class:`str`]
+        Conduit: the app's client id. The topics' user tokens must have been issued to it.
+    client_secret: Optional[:class:`str`]
+        Conduit: the app's secret, for its app access token (client credentials).
+    conduit_id: Optional[:class:`str`]
+        Conduit: the conduit to serve; ``None`` takes the client's only conduit, or
+        creates one when it has none.
+    shards: Optional[Iterable[:class:`int`]]
+        Conduit: the shard ids this process serves (``range(0, 4)``); ``None``: all.
+    shard_count: Optional[:class:`int`]
+        Conduit: the shard count to create the conduit with or resize it to; by default
+        enough for ``shards`` (or 1).
+    audit_interval: :class:`float`
+        Conduit: seconds between checks of this process's shards with Helix (a shard
+        Twitch disabled is assigned again).
 
     Attributes
     ----------
@@ -246,6 +277,12 @@ class PubSubPool:
         keepalive_timeout: int = 10,
         keepalive_margin: float = 5.0,
         validate_interval: float = 3600.0,
+        client_id: Optional[str] = None,
+        client_secret: Optional[str] = None,
+        conduit_id: Optional[str] = None,
+        shards: Optional[Iterable[int]] = None,
+        shard_count: Optional[int] = None,
+        audit_interval: float = 120.0,
     ) -> None:
         if mode not in _MODES:
             raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(_MODES)}")
@@ -300,6 +337,13 @@ class PubSubPool:
                 "keepalive_margin": keepalive_margin,
                 "validate_interval": validate_interval,
                 "tokens_in_use": self._tokens_in_use,
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "conduit_id": conduit_id,
+                "shards": shards,
+                "shard_count": shard_count,
+                "audit_interval": audit_interval,
+                "host": TransportHost(client, self, self._dispatcher, self._owner),
             },
         )
 
@@ -310,8 +354,14 @@ class PubSubPool:
 
     @property
     def transport(self) -> str:
-        """``"pubsub"`` or ``"eventsub"``: what the pool's nodes speak."""
+        """``"pubsub"``, ``"eventsub"`` or ``"conduit"``: what the pool's nodes speak."""
         return self._transport.name
+
+    @property
+    def conduit(self) -> Any:
+        """The :class:`~twitchio_pubsub.Conduit` this pool serves (``transport="conduit"``),
+        else ``None``: its ``id``, this process's ``shards``, ``start()`` and ``resize()``."""
+        return getattr(self._transport, "conduit", None)
 
     # ------------------------------------------------------------------ views
 
@@ -1155,7 +1205,7 @@ class PubSubPool:
 
     # ------------------------------------------------------------------ closing
 
-    async def close(self) -> None:
+    async def close(self, *, delete: bool = False) -> None:
         """|coro|
 
         Close every connection, cancel running hooks and close the HTTP session.
@@ -1163,7 +1213,20 @@ class PubSubPool:
         Safe to call more than once, and from inside a hook (the hook is not
         cancelled; it runs on after ``close()`` returns). Subscribe calls still waiting
         raise :class:`PoolClosed`. Afterwards no task, socket or session is left.
+
+        Parameters
+        ----------
+        delete: :class:`bool`
+            Conduit only: also delete the subscriptions this pool holds, and the conduit
+            if this pool created it. By default closing detaches only this process's
+            shards, and the conduit and its subscriptions stay for the other processes.
+            (PubSub topics and EventSub WebSocket subscriptions end with their
+            connection either way.)
         """
+        if not isinstance(delete, bool):
+            raise TypeError("delete must be a bool")
+        if not self._closed:
+            self._transport.closing(delete)
         self._closed = True
         if self._closed_signal is not None and not self._closed_signal.done():
             self._closed_signal.set_result(None)

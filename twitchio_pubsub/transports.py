@@ -1,7 +1,7 @@
 """The transports a pool can speak, by name, and the PubSub one.
 
 A :class:`~twitchio_pubsub.PubSubPool` is given a transport by name
-(``transport="pubsub"`` or ``"eventsub"``) and asks it everything that depends on the
+(``transport="pubsub"``, ``"eventsub"`` or ``"conduit"``) and asks it everything that depends on the
 wire (see :class:`~twitchio_pubsub.transport.Transport`): this module is the one place
 that maps the names to the classes. A new transport is one class here and one line in
 :data:`TRANSPORTS`.
@@ -16,6 +16,7 @@ import aiohttp
 
 from .errors import PoolFull, PubSubError
 from .eventsub.bridge import EventSubTransport
+from .eventsub.conduit import ConduitTransport
 from .planner import plan
 from .settings import Settings
 from .topics import Topic
@@ -148,6 +149,9 @@ class PubSubTransport:
     def tokens_changed(self) -> None:
         """Nothing to forget: PubSub keeps no tokens of its own."""
 
+    def closing(self, delete: bool) -> None:
+        """Nothing to keep: the server drops a closed socket's topics."""
+
     async def close(self) -> None:
         """Nothing of its own is under way."""
 
@@ -156,6 +160,17 @@ class PubSubTransport:
 TRANSPORTS: dict[str, Any] = {
     PubSubTransport.name: PubSubTransport,
     EventSubTransport.name: EventSubTransport,
+    ConduitTransport.name: ConduitTransport,
+}
+
+#: The options only the conduit transport takes, with their defaults.
+CONDUIT_ONLY = {
+    "client_id": None,
+    "client_secret": None,
+    "conduit_id": None,
+    "shards": None,
+    "shard_count": None,
+    "audit_interval": 120.0,
 }
 
 
@@ -175,5 +190,12 @@ def build_transport(
     cls = TRANSPORTS.get(name) if isinstance(name, str) else None
     if cls is None:
         raise ValueError(f"unknown transport {name!r}; expected one of {', '.join(TRANSPORTS)}")
+    if cls is not ConduitTransport:
+        options = dict(options)
+        for option, default in CONDUIT_ONLY.items():
+            value = options.pop(option, default)
+            if value is not default and value != default:
+                raise ValueError(f"{option} applies only to transport='conduit'")
+        options.pop("host", None)
     transport: Transport = cls.build(session, settings, options)
     return transport

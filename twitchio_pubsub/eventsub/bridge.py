@@ -21,7 +21,7 @@ from ..errors import ConnectionFailure, PoolFull, PubSubError
 from ..planner import plan_weighted
 from ..settings import Settings, _number
 from ..topics import Topic
-from .helix import Helix, HelixError, Tokens
+from .helix import Helix, HelixError, TokenInfo, Tokens
 from .mapping import FAMILIES, token_problem
 from .node import EventSubWebsocket
 
@@ -122,7 +122,7 @@ class EventSubTransport:
         """
         if settings.endpoint is not None:
             raise ValueError(
-                "endpoint is the PubSub server's URL; with transport='eventsub' give "
+                f"endpoint is the PubSub server's URL; with transport={cls.name!r} give "
                 "eventsub_url, helix_url and id_url instead"
             )
         return cls(session, settings, **options)
@@ -217,12 +217,20 @@ class EventSubTransport:
                 )
             if isinstance(info, BaseException):
                 raise info
-            problem = token_problem(topic.present or "", info.user_id, sorted(info.scopes))
+            problem = self.token_problem(topic.present or "", info)
             if problem is None:
-                ok.append((topic, info.user_id))
+                ok.append((topic, self._group(info)))
             else:
                 failed.append((topic, problem))
         return ok, failed
+
+    def token_problem(self, key: str, info: TokenInfo) -> Optional[str]:
+        """Why a token cannot serve topic ``key`` (missing scope, wrong user), if it cannot."""
+        return token_problem(key, info.user_id, sorted(info.scopes))
+
+    def _group(self, info: TokenInfo) -> Optional[str]:
+        """The group of a topic whose token is ``info``'s: a session serves one user."""
+        return info.user_id
 
     def new_node(
         self,
@@ -269,6 +277,9 @@ class EventSubTransport:
         for node in list(self._nodes):
             keep.update(node.tokens_needed())
         self.tokens.retain(keep)
+
+    def closing(self, delete: bool) -> None:
+        """Nothing to keep: a session's subscriptions are deleted when it closes."""
 
     async def close(self) -> None:
         """End validations still under way (their callers are gone)."""

@@ -144,8 +144,16 @@ class Helix:
     def _headers(self, token: str, info: TokenInfo) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}", "Client-Id": info.client_id}
 
-    async def create(self, token: str, info: TokenInfo, part: Part, session_id: str) -> str:
-        """Create ``part`` on ``session_id``; returns the subscription id.
+    async def create(
+        self,
+        token: str,
+        info: TokenInfo,
+        part: Part,
+        session_id: str,
+        *,
+        conduit_id: Optional[str] = None,
+    ) -> str:
+        """Create ``part`` on ``session_id`` (or conduit ``conduit_id``); returns its id.
 
         Raises
         ------
@@ -156,15 +164,18 @@ class Helix:
             "POST",
             f"{self._helix}/eventsub/subscriptions",
             self._headers(token, info),
-            part.body(session_id),
+            part.body(session_id, conduit_id=conduit_id),
             info.client_id,
             parse=_created_id,
             idempotent=False,
         )
         return sub_id
 
-    async def find(self, token: str, info: TokenInfo, part: Part) -> Optional[dict[str, Any]]:
-        """The enabled subscription of ``part``'s type and condition, if one exists."""
+    async def find(
+        self, token: str, info: TokenInfo, part: Part, *, conduit_id: Optional[str] = None
+    ) -> Optional[dict[str, Any]]:
+        """The enabled subscription of ``part``'s type and condition (on conduit
+        ``conduit_id``, when given), if one exists."""
         cursor: Optional[str] = None
         condition = dict(part.condition)
         for _ in range(100):  # at most 10,000 subscriptions: far beyond Twitch's limits
@@ -181,8 +192,14 @@ class Helix:
                 parse=_page,
             )
             for item in data:
-                if item.get("condition") == condition and item.get("status") == "enabled":
-                    return dict(item)
+                if item.get("condition") != condition or item.get("status") != "enabled":
+                    continue
+                transport = item.get("transport")
+                if conduit_id is not None and (
+                    not isinstance(transport, dict) or transport.get("conduit_id") != conduit_id
+                ):
+                    continue
+                return dict(item)
             if not cursor:
                 return None
         return None
@@ -201,6 +218,113 @@ class Helix:
         except HelixError as exc:
             if exc.status != 404:
                 raise
+
+    # ------------------------------------------------------------------ conduits (app token)
+
+    async def conduits(self, token: str, info: TokenInfo) -> list[dict[str, Any]]:
+        """*Get Conduits*: the client's conduits, ``{"id", "shard_count"}`` each."""
+        data: list[dict[str, Any]] = await self._call(
+            "GET",
+            f"{self._helix}/eventsub/conduits",
+            self._headers(token, info),
+            None,
+            info.client_id,
+            parse=_conduits,
+        )
+        return data
+
+    async def create_conduit(self, token: str, info: TokenInfo, shard_count: int) -> dict[str, Any]:
+        """*Create Conduit* with ``shard_count`` shards (not retried: it is not idempotent)."""
+        created: list[dict[str, Any]] = await self._call(
+            "POST",
+            f"{self._helix}/eventsub/conduits",
+            self._headers(token, info),
+            {"shard_count": shard_count},
+            info.client_id,
+            parse=_conduits,
+            idempotent=False,
+        )
+        return created[0]
+
+    async def update_conduit(
+        self, token: str, info: TokenInfo, conduit_id: str, shard_count: int
+    ) -> dict[str, Any]:
+        """*Update Conduit*: set its shard count."""
+        updated: list[dict[str, Any]] = await self._call(
+            "PATCH",
+            f"{self._helix}/eventsub/conduits",
+            self._headers(token, info),
+            {"id": conduit_id, "shard_count": shard_count},
+            info.client_id,
+            parse=_conduits,
+        )
+        return updated[0]
+
+    async def delete_conduit(self, token: str, info: TokenInfo, conduit_id: str) -> None:
+        """*Delete Conduit*; one already gone (404) counts as deleted."""
+        try:
+            await self._call(
+                "DELETE",
+                f"{self._helix}/eventsub/conduits",
+                self._headers(token, info),
+                None,
+                info.client_id,
+                {"id": conduit_id},
+            )
+        except HelixError as exc:
+            if exc.status != 404:
+                raise
+
+    async def shards(
+        self, token: str, info: TokenInfo, conduit_id: str, status: Optional[str] = None
+    ) -> list[dict[str, Any]]:
+        """*Get Conduit Shards*, every page."""
+        found: list[dict[str, Any]] = []
+        cursor: Optional[str] = None
+        for _ in range(1000):  # 20,000 shards at 100 a page, with room to spare
+            query = {"conduit_id": conduit_id}
+            if status:
+                query["status"] = status
+            if cursor:
+                query["after"] = cursor
+            data, cursor = await self._call(
+                "GET",
+                f"{self._helix}/eventsub/conduits/shards",
+                self._headers(token, info),
+                None,
+                info.client_id,
+                query,
+                parse=_page,
+            )
+            found.extend(data)
+            if not cursor:
+                break
+        return found
+
+    async def assign(
+        self, token: str, info: TokenInfo, conduit_id: str, sessions: Mapping[str, str]
+    ) -> dict[str, str]:
+        """*Update Conduit Shards*: point each shard id at its WebSocket session.
+
+        Returns the shards Twitch refused, ``{shard id: message}`` (the answer is 202
+        even then).
+        """
+        body = {
+            "conduit_id": conduit_id,
+            "shards": [
+                {"id": shard, "transport": {"method": "websocket", "session_id": session}}
+                for shard, session in sessions.items()
+            ],
+        }
+        errors: dict[str, str] = await self._call(
+            "PATCH",
+            f"{self._helix}/eventsub/conduits/shards",
+            self._headers(token, info),
+            body,
+            info.client_id,
+            parse=_shard_errors,
+        )
+        return errors
 
     async def _call(
         self,
@@ -320,6 +444,25 @@ def _created_id(body: Any) -> str:
     if not isinstance(sub_id, str) or not sub_id:
         raise ValueError("no subscription id")
     return sub_id
+
+
+def _conduits(body: Any) -> list[dict[str, Any]]:
+    data = body["data"]
+    if not isinstance(data, list) or not all(
+        isinstance(c, dict)
+        and isinstance(c.get("id"), str)
+        and isinstance(c.get("shard_count"), int)
+        for c in data
+    ):
+        raise ValueError("data must be a list of conduits")
+    return [dict(c) for c in data]
+
+
+def _shard_errors(body: Any) -> dict[str, str]:
+    errors = body.get("errors") or []
+    if not isinstance(errors, list) or not all(isinstance(e, dict) for e in errors):
+        raise ValueError("errors must be a list of objects")
+    return {str(e.get("id")): str(e.get("message") or e.get("code") or "refused") for e in errors}
 
 
 def _page(body: Any) -> tuple[list[dict[str, Any]], Optional[str]]:

@@ -24,6 +24,7 @@ __all__ = (
     "scopes_for",
     "subscriptions_for",
     "token_problem",
+    "topic_for",
     "translate",
 )
 
@@ -49,13 +50,19 @@ class Part:
         """The subscription type's rules (scopes, token user)."""
         return SUBSCRIPTION_TYPES[(self.type, self.version)]
 
-    def body(self, session_id: str) -> dict[str, Any]:
-        """The Helix *Create EventSub Subscription* body for ``session_id``."""
+    def body(self, session_id: str, *, conduit_id: Optional[str] = None) -> dict[str, Any]:
+        """The Helix *Create EventSub Subscription* body for ``session_id`` (or, with
+        ``conduit_id``, for that conduit)."""
+        transport = (
+            {"method": "websocket", "session_id": session_id}
+            if conduit_id is None
+            else {"method": "conduit", "conduit_id": conduit_id}
+        )
         return {
             "type": self.type,
             "version": self.version,
             "condition": dict(self.condition),
-            "transport": {"method": "websocket", "session_id": session_id},
+            "transport": transport,
         }
 
 
@@ -137,6 +144,36 @@ def subscriptions_for(key: str, token_user: str) -> list[Part]:
         else:
             parts.append(_part(type_, version, broadcaster_user_id=ids[0]))
     return parts
+
+
+def topic_for(part: Part) -> Optional[str]:
+    """The topic key a subscription stands for, when no topic of this process names it.
+
+    The first family of :data:`FAMILIES` with the subscription's type and version wins
+    (``channel.cheer`` is ``channel-bits-events-v2``, not v1); ``None`` when no family
+    has it or the condition lacks an id the topic needs. A conduit process dispatches
+    events of subscriptions other processes created under this key.
+    """
+    condition = dict(part.condition)
+    pair = (part.type, part.version)
+    for family, pairs in FAMILIES.items():
+        if pair not in pairs:
+            continue
+        channel = condition.get("broadcaster_user_id")
+        if family == "whispers":
+            ids = [condition.get("user_id")]
+        elif family == "user-moderation-notifications":
+            ids = [condition.get("user_id"), channel]
+        elif "moderator_user_id" in condition:
+            ids = [condition.get("moderator_user_id"), channel]
+        else:
+            ids = [channel]
+        if not all(ids):
+            return None
+        key = ".".join([family, *(str(i) for i in ids)])
+        token_user = condition.get("user_id") or ids[0] or ""
+        return key if part in subscriptions_for(key, str(token_user)) else None
+    return None
 
 
 def scopes_for(*families: str) -> list[str]:

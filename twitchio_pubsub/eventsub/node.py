@@ -32,7 +32,7 @@ from ..settings import Settings
 from ..topics import Topic
 from ..transport import NodeOwner, wait_finished, within
 from . import protocol as esp
-from .helix import Helix, HelixError, MalformedAnswer, Tokens
+from .helix import Helix, HelixError, MalformedAnswer, TokenInfo, Tokens
 from .mapping import Part, subscriptions_for, token_problem, translate
 from .subscriptions import SubscriptionTable
 
@@ -123,6 +123,10 @@ class _Seen:
         self._ids: set[str] = set()
         self._order: collections.deque[str] = collections.deque()
 
+    def seen(self, message_id: str) -> bool:
+        """Whether ``message_id`` is one of the ids remembered (without adding it)."""
+        return message_id in self._ids
+
     def first_time(self, message_id: str) -> bool:
         if message_id in self._ids:
             return False
@@ -201,10 +205,12 @@ class EventSubWebsocket(NodeBase[_Link]):
 
     def __repr__(self) -> str:
         state = "connected" if self.connected else "connecting"
-        return (
-            f"<EventSubWebsocket id={self.id} user_id={self.user_id} "
-            f"topics={len(self._wanted)} {state}>"
-        )
+        name, topics = type(self).__name__, len(self._wanted)
+        return f"<{name} id={self.id} {self._named()} topics={topics} {state}>"
+
+    def _named(self) -> str:
+        """What identifies the node in its ``repr`` besides its id."""
+        return f"user_id={self.user_id}"
 
     # ------------------------------------------------------------------ public state
 
@@ -289,7 +295,12 @@ class EventSubWebsocket(NodeBase[_Link]):
 
     # The supervisor is NodeBase._supervise; these are EventSub's steps.
 
-    _connect_errors = (OSError, asyncio.TimeoutError, aiohttp.ClientError, LinkLost)
+    _connect_errors: tuple[type[BaseException], ...] = (
+        OSError,
+        asyncio.TimeoutError,
+        aiohttp.ClientError,
+        LinkLost,
+    )
 
     async def _connect(self) -> _Link:
         return await self._open(self._url())
@@ -523,9 +534,7 @@ class EventSubWebsocket(NodeBase[_Link]):
                     self._refuse([topic], protocol.ERR_BADAUTH, "the token is invalid or expired")
                     return False
                 raise LinkLost(f"cannot validate a token: {exc}") from None
-        problem = token_problem(key, info.user_id, sorted(info.scopes))
-        if problem is None and info.user_id != self.user_id:
-            problem = f"the token belongs to user {info.user_id}; this session is {self.user_id}'s"
+        problem = self._token_problem(key, info)
         if problem is not None:
             self._refuse([topic], protocol.ERR_BADAUTH, problem)
             return False
@@ -565,6 +574,13 @@ class EventSubWebsocket(NodeBase[_Link]):
             self.wake()  # unsubscribed or moved meanwhile: the next pass sorts it out
             return False
         return True
+
+    def _token_problem(self, key: str, info: TokenInfo) -> Optional[str]:
+        """Why ``info``'s token cannot create topic ``key``'s subscriptions here, if it cannot."""
+        problem = token_problem(key, info.user_id, sorted(info.scopes))
+        if problem is None and info.user_id != self.user_id:
+            problem = f"the token belongs to user {info.user_id}; this session is {self.user_id}'s"
+        return problem
 
     async def _create_limited(
         self, link: _Link, token: str, info: Any, part: Part, limiter: asyncio.Semaphore
@@ -778,12 +794,14 @@ class EventSubWebsocket(NodeBase[_Link]):
         message_id = message.message_id
         if not self._seen.first_time(message_id):
             return  # at-least-once delivery: a copy, on this socket or the old one
-        frame = message.frame
         keys = self._subs.keys_for(message.subscription_id, message.part)
-        if not keys:
-            return  # a subscription this session no longer serves
+        if keys:  # else: a subscription this session no longer serves
+            self._dispatch_keys([k for k in keys if k in self._wanted], message.frame)
+
+    def _dispatch_keys(self, keys: list[str], frame: dict[str, Any]) -> None:
+        """Translate one notification for each topic in ``keys`` and dispatch the models."""
         first = True
-        for key in [k for k in keys if k in self._wanted]:
+        for key in keys:
             try:
                 messages = translate(key, frame)
             except Exception as exc:

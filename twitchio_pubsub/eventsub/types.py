@@ -10,7 +10,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Optional
 
-__all__ = ("SUBSCRIPTION_TYPES", "SubscriptionType", "missing_scopes", "subscription_type")
+__all__ = (
+    "SHARD_DISABLED",
+    "SUBSCRIPTION_TYPES",
+    "SubscriptionType",
+    "missing_scopes",
+    "subscription_type",
+)
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,13 @@ def _table() -> dict[tuple[str, str], SubscriptionType]:
 
 #: Every supported subscription type, by ``(type, version)``.
 SUBSCRIPTION_TYPES: Mapping[tuple[str, str], SubscriptionType] = _table()
+
+
+#: ``conduit.shard.disabled`` v1: for an app token of the client named in the condition,
+#: on a conduit (not a topic's counterpart, so not in :data:`SUBSCRIPTION_TYPES`).
+SHARD_DISABLED = SubscriptionType(
+    "conduit.shard.disabled", "1", ("client_id",), (), None, ("conduit_id",), {}
+)
 
 
 def subscription_type(type: str, version: str) -> Optional[SubscriptionType]:

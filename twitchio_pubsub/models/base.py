@@ -355,7 +355,8 @@ class PubSubErrorEvent:
     type: :class:`str`
         ``"RESPONSE"`` for an error response from the server, otherwise what kind of
         problem it is (``"AUTH_REVOKED"``, ``"INVALID_FRAME"``, ``"PAYLOAD"``,
-        ``"HOOK"``, ``"CONNECTION"``).
+        ``"HOOK"``, ``"CONNECTION"``; with conduits ``"SHARD"`` for a shard Twitch
+        would not assign and ``"SHARD_DISABLED"`` for a shard it disabled).
     error: Optional[:class:`str`]
         Twitch's error code (``ERR_BADAUTH``, ...), when the server sent one.
     nonce: Optional[:class:`str`]

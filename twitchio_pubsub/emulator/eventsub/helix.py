@@ -15,7 +15,7 @@ from typing import Any, Optional
 
 from aiohttp import web
 
-from ...eventsub.types import SUBSCRIPTION_TYPES, missing_scopes
+from ...eventsub.types import SHARD_DISABLED, SUBSCRIPTION_TYPES, SubscriptionType, missing_scopes
 from .. import eventsub_payloads as payloads
 from .._base import MAX_FAULTS, Handler
 from .records import (
@@ -83,7 +83,20 @@ class HelixMixin(State):
             scopes=frozenset(scopes),
             expires_at=None if expires_in is None else time.monotonic() + expires_in,
         )
+        self._granted(self._tokens[token])
         log.info("registered a token of user %s with %d scope(s)", uid, len(set(scopes)))
+
+    def _granted(self, token: EventSubToken) -> None:
+        """A user token was issued: its user authorized its client with its scopes."""
+
+    def _create_on_conduit(
+        self,
+        token: EventSubToken,
+        spec: SubscriptionType,
+        condition: dict[str, str],
+        transport: dict[str, Any],
+    ) -> tuple[int, str, dict[str, Any]]:
+        return 400, "transport.method must be websocket", {}
 
     async def expire_token(self, token: str) -> None:
         """Make ``token`` expired from now on (``/validate`` and Helix answer 401)."""
@@ -273,7 +286,10 @@ class HelixMixin(State):
     def _create(
         self, token: EventSubToken, body: dict[str, Any]
     ) -> tuple[int, str, dict[str, Any]]:
-        spec = SUBSCRIPTION_TYPES.get((str(body.get("type")), str(body.get("version"))))
+        pair = (str(body.get("type")), str(body.get("version")))
+        spec = SUBSCRIPTION_TYPES.get(pair)
+        if pair == (SHARD_DISABLED.type, SHARD_DISABLED.version):
+            spec = SHARD_DISABLED
         if spec is None or not isinstance(body.get("version"), str):
             return 400, "The combination of values in the type and version fields is not valid", {}
         condition = body.get("condition")
@@ -286,6 +302,10 @@ class HelixMixin(State):
         if extra:
             return 400, f"condition has unknown fields: {', '.join(sorted(extra))}", {}
         transport = body.get("transport")
+        if isinstance(transport, dict) and transport.get("method") == "conduit":
+            return self._create_on_conduit(token, spec, condition, transport)
+        if spec is SHARD_DISABLED:
+            return 400, "conduit.shard.disabled is not available for websocket", {}
         if not isinstance(transport, dict) or transport.get("method") != "websocket":
             return 400, "transport.method must be websocket", {}
         session = self._sessions.get(str(transport.get("session_id")))
@@ -325,26 +345,13 @@ class HelixMixin(State):
         total = sum(s["cost"] for s in mine)
         if total + cost > self.max_total_cost:
             return 429, "total cost exceeded", {}
-        sub: dict[str, Any] = {
-            "id": str(uuid.uuid4()),
-            "status": "enabled",
-            "type": spec.type,
-            "version": spec.version,
-            "condition": dict(condition),
-            "created_at": payloads.rfc3339(_now_ns()),
-            "transport": {
-                "method": "websocket",
-                "session_id": session.session_id,
-                "connected_at": session.connected_at,
-            },
-            "cost": cost,
-            "_user_id": token.user_id,
-            "_client_id": token.client_id,
-            "_token": token.token,
+        transport_record = {
+            "method": "websocket",
+            "session_id": session.session_id,
+            "connected_at": session.connected_at,
         }
-        self.subscriptions[sub["id"]] = sub
+        sub = self._record(spec, condition, transport_record, cost, token)
         session.owner, session.used = owner, True
-        self._changed.set()
         log.info("session %s: created %s v%s", session.session_id, spec.type, spec.version)
         data = {
             "data": [self._public(sub)],
@@ -354,11 +361,38 @@ class HelixMixin(State):
         }
         return 202, "", data
 
+    def _record(
+        self,
+        spec: SubscriptionType,
+        condition: dict[str, str],
+        transport: dict[str, Any],
+        cost: int,
+        token: EventSubToken,
+    ) -> dict[str, Any]:
+        """A new enabled subscription, stored (``_``-fields are the emulator's own)."""
+        sub: dict[str, Any] = {
+            "id": str(uuid.uuid4()),
+            "status": "enabled",
+            "type": spec.type,
+            "version": spec.version,
+            "condition": dict(condition),
+            "created_at": payloads.rfc3339(_now_ns()),
+            "transport": transport,
+            "cost": cost,
+            "_user_id": token.user_id,
+            "_client_id": token.client_id,
+            "_token": token.token,
+        }
+        self.subscriptions[sub["id"]] = sub
+        self._changed.set()
+        return sub
+
     async def _h_list(
         self, request: web.Request, token: EventSubToken, headers: dict[str, str]
     ) -> web.Response:
         query = request.query
         filters = [k for k in ("status", "type", "user_id", "subscription_id") if k in query]
+        conduit_id = query.get("conduit_id")
         if len(filters) > 1:
             return self._helix_error(400, "use at most one of status, type and user_id", headers)
         subs = [
@@ -366,6 +400,8 @@ class HelixMixin(State):
             for s in self.subscriptions.values()
             if s["_client_id"] == token.client_id and s["_user_id"] == token.user_id
         ]
+        if conduit_id is not None:
+            subs = [s for s in subs if s["transport"].get("conduit_id") == conduit_id]
         if "status" in query:
             subs = [s for s in subs if s["status"] == query["status"]]
         elif "type" in query:

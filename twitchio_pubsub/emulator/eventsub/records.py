@@ -60,7 +60,7 @@ _ERRORS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not 
            503: "Service Unavailable"}  # fmt: skip
 
 #: What a Helix fault may target: one route, or every subscription call (``None``).
-HELIX_CALLS = ("create", "list", "delete", "validate")
+HELIX_CALLS = ("create", "list", "delete", "validate", "conduits", "shards")
 #: The body of a ``garbage`` Helix answer: JSON, but nothing a client can use.
 GARBAGE_BODY = '{"data": "surprise", "pagination": 7}'
 #: Client ids whose rate buckets are kept at once; expired ones are dropped past it.

@@ -11,7 +11,7 @@ from typing import Any, Optional
 from aiohttp import web
 
 from .._base import BASE_CONTROLS, Control, Param, count
-from .oauth import OAuthMixin
+from .conduits import ConduitsMixin
 from .records import EventSubSession, EventSubToken, EventSubURLs, _Fault, eventsub_urls
 from .sessions import SessionsMixin
 
@@ -20,12 +20,14 @@ __all__ = ("EventSubEmulator",)
 log = logging.getLogger("twitchio_pubsub.emulator.eventsub")
 
 
-class EventSubEmulator(SessionsMixin, OAuthMixin):
+class EventSubEmulator(SessionsMixin, ConduitsMixin):
     """A real server that speaks Twitch's EventSub WebSocket protocol and its Helix API.
 
     One port serves the WebSocket (``/ws``), the Helix subscription API
     (``/helix/eventsub/subscriptions``, also at ``/eventsub/subscriptions`` as in Twitch
-    CLI), token validation (``/oauth2/validate``) and the control API (``/control/``)::
+    CLI), conduits (``/helix/eventsub/conduits`` and ``.../conduits/shards``), the OAuth
+    endpoints (``/oauth2/validate``, ``/oauth2/device``, ``/oauth2/token``) and the
+    control API (``/control/``)::
 
         async with EventSubEmulator() as emu:
             emu.add_token("tok", "1337", scopes=["bits:read"], client_id="my-app")
@@ -99,6 +101,10 @@ class EventSubEmulator(SessionsMixin, OAuthMixin):
         self._apps = {}
         self._device_codes = {}
         self._refresh_tokens = {}
+        self.conduits = {}
+        self._grants = {}
+        self.conduit_dropped = 0
+        self.conduit_retried = 0
         if not 1 <= min_keepalive <= 600:
             raise ValueError("min_keepalive must be from 1 to 600")
         self.reconnect_grace = reconnect_grace
@@ -135,6 +141,12 @@ class EventSubEmulator(SessionsMixin, OAuthMixin):
             app.router.add_post(path, self._helix("create", self._h_create))
             app.router.add_get(path, self._helix("list", self._h_list))
             app.router.add_delete(path, self._helix("delete", self._h_delete))
+            conduits = self._helix("conduits", self._h_conduits)
+            for method in ("GET", "POST", "PATCH", "DELETE"):
+                app.router.add_route(method, f"{prefix}/eventsub/conduits", conduits)
+            shards = self._helix("shards", self._h_shards)
+            for method in ("GET", "PATCH"):
+                app.router.add_route(method, f"{prefix}/eventsub/conduits/shards", shards)
         app.router.add_get("/oauth2/validate", self._h_validate)
         app.router.add_post("/oauth2/device", self._h_device)
         app.router.add_post("/oauth2/token", self._h_token)
@@ -169,6 +181,7 @@ class EventSubEmulator(SessionsMixin, OAuthMixin):
                 for s in self._connections.values()
             ],
             "subscriptions": [self._public(sub) for sub in self.subscriptions.values()],
+            "conduits": self.conduit_state(),
         }
 
     async def wait_for_subscriptions(self, count: int, timeout: float = 5.0) -> None:
@@ -276,6 +289,12 @@ EventSubEmulator.CONTROLS = {
         "approve_device",
         (Param("user_code", str), Param("user_id", (str, int)), Param("login", str, None)),
         answer="client_id",
+    ),
+    "delete-conduit": Control("delete_conduit", (Param("conduit_id", str),), answer=_ok),
+    "shard-fault": Control(
+        "fault_shard",
+        (Param("conduit_id", str), Param("shard_id", (str, int)), Param("code", int, None)),
+        answer="status",
     ),
     "invalidate": Control(
         "invalidate_token", (Param("token", str), Param("valid", bool, False)), answer=_ok

@@ -72,7 +72,12 @@ class SessionsMixin(State):
     def _welcome(
         self, session: EventSubSession, keepalive: int, moved_from: Optional[EventSubSession]
     ) -> None:
-        session.session_id = f"{secrets.token_hex(4)}_{secrets.token_hex(4)}"
+        if moved_from is not None and self._is_shard(moved_from.session_id):
+            # A conduit shard's session keeps its id across session_reconnect (as
+            # twitch4j observed on Twitch), so the shard follows it without a PATCH.
+            session.session_id = moved_from.session_id
+        else:
+            session.session_id = f"{secrets.token_hex(4)}_{secrets.token_hex(4)}"
         session.keepalive = keepalive
         session.connected_at = payloads.rfc3339(_now_ns())
         self._sessions[session.session_id] = session
@@ -193,7 +198,11 @@ class SessionsMixin(State):
 
     def _lost(self, session: EventSubSession) -> None:
         """The session is over: its subscriptions are disabled (unless they moved on)."""
-        self._sessions.pop(session.session_id, None)
+        if session.status == "closed":
+            return
+        if self._sessions.get(session.session_id) is session:
+            self._sessions.pop(session.session_id)
+            self._shard_lost(session)
         session.status = "closed"
         if session.moved_to is None and session.session_id:
             status = _DISABLED_STATUS.get(session.close_code or 0, "websocket_disconnected")
@@ -301,7 +310,11 @@ class SessionsMixin(State):
         return True
 
     def _notify(self, sub: dict[str, Any], event: dict[str, Any]) -> int:
-        session = self._sessions.get(sub["transport"]["session_id"])
+        if sub["transport"].get("method") == "conduit":
+            targets = self._conduit_targets(sub)
+            session = targets[0] if targets else None
+        else:
+            session = self._sessions.get(sub["transport"]["session_id"])
         if session is None:
             return 0
         payload = {"subscription": self._public(sub, wire=True), "event": event}
@@ -384,7 +397,10 @@ class SessionsMixin(State):
 
         Filters combine: one subscription id, a type, the user who created them or the
         token they were created with. With ``token`` and ``authorization_revoked`` the
-        token itself becomes invalid too, as when a user disconnects the app.
+        token itself becomes invalid too, as when a user disconnects the app. A conduit
+        subscription (made with the app's token) counts as its condition user's: that
+        user's id or token revokes it, and disconnecting also withdraws the user's
+        grant to the app. Its ``revocation`` goes to the shard its channel routes to.
 
         Returns
         -------
@@ -394,28 +410,50 @@ class SessionsMixin(State):
         if not isinstance(reason, str) or not reason:
             raise ValueError("reason must be a non-empty string, e.g. authorization_revoked")
         uid = None if user_id is None else str(user_id)
+        known = self._tokens.get(token) if token is not None else None
         revoked: list[str] = []
         for sub in self.enabled():
             if subscription is not None and sub["id"] != subscription:
                 continue
             if type is not None and sub["type"] != type:
                 continue
-            if uid is not None and sub["_user_id"] != uid:
+            if uid is not None and self._sub_user(sub) != uid:
                 continue
             if token is not None and sub["_token"] != token:
-                continue
+                # A conduit subscription was made with the app token; a user's token
+                # stands for the user's grant to that app.
+                if known is None or sub["_user_id"] is not None:
+                    continue
+                if known.client_id != sub["_client_id"] or self._sub_user(sub) != known.user_id:
+                    continue
             sub["status"] = reason
             revoked.append(sub["id"])
-            session = self._sessions.get(sub["transport"]["session_id"])
+            if sub["transport"].get("method") == "conduit":
+                targets = self._conduit_targets(sub)
+                session = targets[0] if targets else None
+            else:
+                session = self._sessions.get(sub["transport"]["session_id"])
             if session is not None:
                 payload = {"subscription": self._public(sub, wire=True)}
                 self._send_frame(session, "revocation", payload, sub)
-        if token is not None and reason == "authorization_revoked" and token in self._tokens:
-            self._tokens[token].valid = False
+        if token is not None and reason == "authorization_revoked" and known is not None:
+            known.valid = False
+            self._ungranted(known)
         self._changed.set()
         await asyncio.sleep(0)
         log.info("revoked %d subscription(s): %s", len(revoked), reason)
         return revoked
+
+    def _sub_user(self, sub: dict[str, Any]) -> Optional[str]:
+        """Whose subscription it is: its creator's, or (made with an app token) the
+        user its condition names."""
+        if sub["_user_id"] is not None:
+            return str(sub["_user_id"])
+        spec = SUBSCRIPTION_TYPES.get((sub["type"], sub["version"]))
+        if spec is None or spec.token_user is None:
+            return None
+        user = sub["condition"].get(spec.token_user)
+        return None if user is None else str(user)
 
     async def next_welcome(
         self, count: int = 1, *, remove: Iterable[str] = (), **fields: Any

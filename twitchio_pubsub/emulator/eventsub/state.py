@@ -46,8 +46,36 @@ class State(EmulatorServer[EventSubSession]):
             sub
             for sub in self.subscriptions.values()
             if sub["status"] == "enabled"
-            and (session_id is None or sub["transport"]["session_id"] == session_id)
+            and (session_id is None or sub["transport"].get("session_id") == session_id)
         ]
+
+    # Conduits (see :mod:`.conduits`) hook into delivery and the end of sessions.
+
+    def _conduit_targets(self, sub: dict[str, Any]) -> list[EventSubSession]:
+        """The session a conduit subscription's notification goes to (none here)."""
+        return []
+
+    def _shard_lost(self, session: EventSubSession) -> None:
+        """``session`` ended: disable the shards it served (none here)."""
+
+    def _is_shard(self, session_id: str) -> bool:
+        """Whether a conduit shard points at ``session_id`` (none here)."""
+        return False
+
+    def _ungranted(self, token: EventSubToken) -> None:
+        """The user of ``token`` disconnected its app (no grants here)."""
+
+    # ... and conduits use the sessions' side (see :mod:`.sessions`).
+
+    async def _close(self, session: EventSubSession, code: int) -> None:
+        raise NotImplementedError
+
+    def _notify(self, sub: dict[str, Any], event: dict[str, Any]) -> int:
+        raise NotImplementedError
+
+    async def close_session(self, session: Optional[str] = None, code: int = 4000) -> int:
+        """Close one session or all with ``code`` (see :mod:`.sessions`)."""
+        raise NotImplementedError
 
     @staticmethod
     def _public(sub: dict[str, Any], wire: bool = False) -> dict[str, Any]:
