@@ -281,3 +281,23 @@ async def test_models_of_one_notification_share_no_nested_object(
     assert first.data["shared"] is not second.data["shared"]
     assert first.data["shared"]["nested"] is not second.data["shared"]["nested"]
     assert first.raw and second.raw  # text made on demand
+
+
+async def test_more_sessions_than_aiohttp_holds_connections_by_default(client: Any) -> None:
+    """105 broadcasters, each with their own token, need 105 sessions (a session serves
+    one user). aiohttp's default connector holds at most 100 connections: the sockets
+    took them all and the Helix calls waited for one until they timed out."""
+    users = [str(5000 + i) for i in range(105)]
+    async with EventSubEmulator(ping_interval=None) as emu:
+        for user in users:
+            emu.add_token(f"t{user}", user, scopes=["bits:read"])
+        seen = Recorder(client, "pubsub_bits")
+        pool = bridge_pool(client, emu, connect_timeout=5.0, listen_timeout=3.0)
+        try:
+            await pool.subscribe_topics([tp.bits(f"t{u}")[int(u)] for u in users])
+            assert len(pool.nodes) == 105
+            assert len(emu.enabled()) == 105
+            await emu.trigger("channel.cheer", broadcaster_user_id=users[-1], bits=5)
+            assert (await seen.wait("pubsub_bits"))[0].channel_id == int(users[-1])
+        finally:
+            await pool.close()

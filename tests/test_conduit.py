@@ -379,3 +379,31 @@ async def test_close_from_inside_a_hook_leaves_nothing(client: Any, emu: EventSu
     assert leftover == [asyncio.current_task()] or leftover == []
     # The conduit and the other subscriptions stay for the other processes.
     assert len(emu.conduits) == 1
+
+
+async def test_a_refused_app_token_is_the_apps_problem_not_the_users(
+    client: Any, emu: EventSubEmulator
+) -> None:
+    """The app's secret is rotated while the pool runs and its app token dies: a new
+    topic fails with ConnectionFailure naming the app token; no user token is blamed
+    (auth_fail_hook is not called) and no pubsub_error type INTERNAL appears."""
+    blamed: list[Any] = []
+
+    class Pool(tp.PubSubPool):
+        async def auth_fail_hook(self, topics: list[Any]) -> None:
+            blamed.extend(topics)
+
+    seen = Recorder(client, "pubsub_error")
+    pool = conduit_pool(client, emu, cls=Pool, shards=[0], connect_timeout=1.5)
+    try:
+        await pool.subscribe_topics([bits(CHANNELS[0])])
+        emu.add_app(APP, "rotated-secret")
+        for token in [t for t, rec in emu._tokens.items() if rec.user_id is None]:
+            await emu.invalidate_token(token)
+        with pytest.raises(tp.ConnectionFailure, match="app access token") as caught:
+            await pool.subscribe_topics([bits(CHANNELS[1])])
+        assert SECRET not in str(caught.value) and "rotated-secret" not in str(caught.value)
+        assert blamed == []
+        assert [e for e in seen.values("pubsub_error") if e.type == "INTERNAL"] == []
+    finally:
+        await pool.close()

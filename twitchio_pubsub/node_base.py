@@ -171,6 +171,7 @@ class NodeBase(Generic[L]):
                         await self._run_reconnect_hook(link)
                     await self._reconcile(link, ready=True)
                 except LinkLost as exc:
+                    self._last_error = f"subscribing failed ({exc})"
                     self._link = None
                     await self._discard(link)
                     link = None

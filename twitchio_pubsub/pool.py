@@ -390,9 +390,15 @@ class PubSubPool:
     # ------------------------------------------------------------------ what nodes report
 
     def _session_for_nodes(self) -> aiohttp.ClientSession:
-        """The pool's HTTP session."""
+        """The pool's HTTP session.
+
+        Its connector has no overall limit: every open socket holds one of its
+        connections for as long as it lives, and aiohttp's default of 100 would leave
+        Helix calls (and the 101st EventSub session or conduit shard) waiting for one
+        until they time out. Helix calls are bounded where they are made.
+        """
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return self._session
 
     def _tokens_in_use(self) -> set[str]:

@@ -51,7 +51,14 @@ if TYPE_CHECKING:
     from ..dispatch import Dispatcher
     from ..transport import Node, NodeOwner
 
-__all__ = ("Conduit", "ConduitNode", "ConduitShard", "ConduitTransport", "ShardInfo")
+__all__ = (
+    "AppTokenError",
+    "Conduit",
+    "ConduitNode",
+    "ConduitShard",
+    "ConduitTransport",
+    "ShardInfo",
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,13 @@ class ShardInfo:
     id: str
     status: str
     session_id: Optional[str]
+
+
+class AppTokenError(HelixError):
+    """The app access token could not be had (a wrong secret, the token server down)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(0, message)
 
 
 class _AppToken:
@@ -136,8 +150,7 @@ class _AppToken:
                 self.client_id, self._secret, id_url=self._id_url, session=self._session()
             )
         except AuthError as exc:
-            status = 401 if "secret" in str(exc) or "client" in str(exc) else 0
-            raise HelixError(status, f"no app access token: {exc}") from None
+            raise AppTokenError(f"no app access token: {exc}") from None
         self.fetched += 1
         self._token = answer.access_token
         self._expires = time.monotonic() + max(answer.expires_in - APP_TOKEN_MARGIN, 1.0)
@@ -940,8 +953,21 @@ class ConduitNode(EventSubWebsocket):
         return self._transport.token_problem(key, info)
 
     async def _create(self, link: _Link, token: str, info: Any, part: Part) -> str:
-        transport = self._transport
         conduit_id = link.session_id
+        try:
+            return await self._create_on(conduit_id, part)
+        except HelixError as exc:
+            if isinstance(exc, AppTokenError) or exc.status == 401:
+                # The app's token, not the topic's user: served again once it is had.
+                raise LinkLost(f"the app access token failed ({exc})") from None
+            if exc.status == 400 and "conduit does not exist" in exc.message:
+                self._transport.lost(conduit_id)
+                raise LinkLost(exc.message) from None
+            raise
+
+    async def _create_on(self, conduit_id: str, part: Part) -> str:
+        """Create ``part`` on the conduit with the app token, or adopt the one there."""
+        transport = self._transport
 
         def create(app: str, app_info: TokenInfo) -> Any:
             return self._helix.create(app, app_info, part, "", conduit_id=conduit_id)
@@ -950,9 +976,6 @@ class ConduitNode(EventSubWebsocket):
             sub_id: str = await transport._app_call(create)
             return sub_id
         except HelixError as exc:
-            if exc.status == 400 and "conduit" in exc.message:
-                transport.lost(conduit_id)
-                raise LinkLost(exc.message) from None
             if exc.status != 409 and not isinstance(exc, MalformedAnswer):
                 raise
         # Another process (or a lost answer) created it: adopt it, conduit-wide.
@@ -1105,7 +1128,10 @@ class ConduitShard(EventSubWebsocket):
         self._wake_pending = False
         conduit_id = self._transport.conduit_id
         if conduit_id is None:
-            conduit_id = await self._transport.ensure()
+            try:
+                conduit_id = await self._transport.ensure()
+            except (HelixError, ConnectionFailure) as exc:
+                raise LinkLost(f"no conduit: {exc}") from None
         if self._assigned != (conduit_id, link.session_id):
             await self._assign(link, conduit_id)
         if ready:
