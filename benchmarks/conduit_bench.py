@@ -62,7 +62,16 @@ class ConduitBlastEmulator(EventSubEmulator):
     CONTROLS: ClassVar[Mapping[str, Control]] = {
         **EventSubEmulator.CONTROLS,
         "blast": Control("blast", (Param("count", int),)),
+        "stats": Control("stats", ()),
     }
+
+    async def stats(self) -> dict[str, Any]:
+        """Helix requests served, open sessions and enabled cheer subscriptions."""
+        return {
+            "helix_requests": self.helix_requests,
+            "sockets": len([s for s in self.sessions if s.status == "connected"]),
+            "subscriptions": len([s for s in self.enabled() if s["type"] == "channel.cheer"]),
+        }
 
     async def blast(self, count: int) -> dict[str, Any]:
         subs = [s for s in self.conduit_subscriptions() if s["type"] == "channel.cheer"]
@@ -258,45 +267,51 @@ def throughput_round(processes: int, events: int) -> dict[str, Any]:
 
 
 async def subscribe_many(transport: str, channels: int, rate_limit: int) -> dict[str, Any]:
-    """One subscribe_topics call for ``channels`` bits topics; the emulator in-process."""
+    """One subscribe_topics call for ``channels`` bits topics; the emulator in a process
+    of its own (10,000 sessions are 10,000 file descriptors on each side)."""
     import resource
 
+    import aiohttp
     import twitchio
 
     import twitchio_pubsub as tp
 
-    async with EventSubEmulator(ping_interval=None, rate_limit=rate_limit) as emu:
-        emu.add_app(APP, SECRET)
-        ids = channel_ids(channels)
-        for channel in ids:
-            emu.add_token(f"tok-{channel}", channel, scopes=["bits:read"], client_id=APP)
-        client = twitchio.Client(token="bench")
-        options: dict[str, Any] = {"listen_timeout": 30.0, "connect_timeout": 120.0}
-        if transport == "conduit":
-            options.update(client_id=APP, client_secret=SECRET, shards=[0])
-        pool = tp.PubSubPool(client, transport=transport, **emu.urls, **options)
-        topics = [tp.bits(f"tok-{c}")[int(c)] for c in ids]
-        before = emu.helix_requests
-        started = time.perf_counter()
-        try:
-            await pool.subscribe_topics(topics)
-            seconds = time.perf_counter() - started
-            helix = emu.helix_requests - before
-            sockets = len([s for s in emu.sessions if s.status == "connected"])
-            enabled = len([s for s in emu.enabled() if s["type"] == "channel.cheer"])
-        finally:
-            await pool.close()
-        return {
-            "transport": transport,
-            "channels": channels,
-            "rate_limit_per_min": rate_limit,
-            "seconds": seconds,
-            "helix_requests": helix,
-            "validate_requests": channels,
-            "sockets": sockets,
-            "subscriptions": enabled,
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        }
+    server, base = start_server(rate_limit, channels)
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def stats() -> dict[str, Any]:
+                async with http.post(f"{base}/control/stats", json={}) as resp:
+                    answer: dict[str, Any] = await resp.json()
+                    return answer
+
+            client = twitchio.Client(token="bench")
+            options: dict[str, Any] = {"listen_timeout": 30.0, "connect_timeout": 120.0}
+            if transport == "conduit":
+                options.update(client_id=APP, client_secret=SECRET, shards=[0])
+            pool = tp.PubSubPool(client, transport=transport, **eventsub_urls(base), **options)
+            topics = [tp.bits(f"tok-{c}")[int(c)] for c in channel_ids(channels)]
+            before = (await stats())["helix_requests"]
+            started = time.perf_counter()
+            try:
+                await pool.subscribe_topics(topics)
+                seconds = time.perf_counter() - started
+                after = await stats()
+            finally:
+                await pool.close()
+    finally:
+        stop(server)
+    return {
+        "transport": transport,
+        "channels": channels,
+        "rate_limit_per_min": rate_limit,
+        "seconds": seconds,
+        "helix_requests": after["helix_requests"] - before,
+        "validate_requests": channels,
+        "sockets": after["sockets"],
+        "subscriptions": after["subscriptions"],
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 # ----------------------------------------------------------------------------- main

@@ -120,3 +120,15 @@ async def test_random_operations_leave_no_call_hung_and_everything_in_agreement(
         )
         assert "calls_hung: 0" in out, out
         assert "agreement: True" in out, out
+
+
+async def test_conduit_bench_smoke() -> None:
+    out, _ = await _script("conduit_bench.py", "throughput", "--quick", "--processes", "1", "2")
+    assert "1 process(es):" in out and "2 process(es):" in out
+    assert out.count("600/600 handled") == 2  # every event reached exactly one process
+    out, _ = await _script("conduit_bench.py", "subscribe", "--quick")
+    lines = out.splitlines()
+    conduit = next(line for line in lines if line.startswith("conduit:"))
+    eventsub = next(line for line in lines if line.startswith("eventsub:"))
+    assert "120 subscriptions" in conduit and "1 socket(s)" in conduit
+    assert "120 subscriptions" in eventsub and "120 socket(s)" in eventsub

@@ -211,7 +211,8 @@ def _add_eventsub(sub: Any) -> None:
         type=_token_spec,
         metavar="TOKEN=USER_ID[:SCOPES]",
         help="register a user token, e.g. abc=1337:bits:read,channel:read:redemptions "
-        "(repeatable; client id emulator-client-id)",
+        "(repeatable); issued to the first --app's client id (its user authorized that "
+        "app, as conduits need), else to emulator-client-id",
     )
     types = sorted({t for t, _ in SUBSCRIPTION_TYPES})
     names = {n: t for n, t in TWITCH_CLI_NAMES.items() if t in types}
@@ -328,11 +329,12 @@ async def _eventsub_serve(args: argparse.Namespace) -> int:
         await emu.start()
     except OSError as exc:
         return _error(f"cannot listen on {args.host}:{args.port}: {exc}")
-    for token, user_id, scopes in args.token:
-        emu.add_token(token, user_id, scopes=scopes)
     for app in args.app:
         client_id, _, secret = app.partition("=")
         emu.add_app(client_id, secret or None)
+    issuer = args.app[0].partition("=")[0] if args.app else "emulator-client-id"
+    for token, user_id, scopes in args.token:
+        emu.add_token(token, user_id, scopes=scopes, client_id=issuer)
     urls = emu.urls
     print(
         f"EventSub emulator: eventsub_url={urls['eventsub_url']} helix_url={urls['helix_url']} "

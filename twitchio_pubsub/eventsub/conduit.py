@@ -819,11 +819,6 @@ class ConduitNode(EventSubWebsocket):
     You meet it in :meth:`~twitchio_pubsub.PubSubPool.reconnect_hook`, which runs when
     the conduit had to be found or created again (its subscriptions are then created
     anew).
-
-    Attributes
-    ----------
-    conduit_id: Optional[:class:`str`]
-        The conduit it works on, while it has one.
     """
 
     _task_prefix = "conduit-node"

@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 RATE_LIMIT_RETRIES = 4
 #: The longest wait for a ``Ratelimit-Reset`` in the future.
 MAX_RESET_WAIT = 60.0
+#: Requests one Helix client has in flight at once (the pool's connector has no limit of
+#: its own: its sockets would hold every connection).
+MAX_IN_FLIGHT = 50
 
 
 class HelixError(Exception):
@@ -121,6 +124,7 @@ class Helix:
         self._blocked: dict[str, float] = {}
         #: Calls made, for tests and benchmarks.
         self.calls = 0
+        self._in_flight: Optional[asyncio.Semaphore] = None
 
     async def validate(self, token: str) -> TokenInfo:
         """Validate ``token`` at ``{id_url}/validate``.
@@ -352,15 +356,20 @@ class Helix:
                 if wait > 0:
                     await asyncio.sleep(min(wait, MAX_RESET_WAIT))
             self.calls += 1
+            if self._in_flight is None:
+                self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
             try:
-                async with self._session().request(
-                    method,
-                    url,
-                    headers=headers,
-                    json=json_body,
-                    params=query,
-                    timeout=self._timeout,
-                ) as resp:
+                async with (
+                    self._in_flight,
+                    self._session().request(
+                        method,
+                        url,
+                        headers=headers,
+                        json=json_body,
+                        params=query,
+                        timeout=self._timeout,
+                    ) as resp,
+                ):
                     status = resp.status
                     try:
                         body = await resp.json(content_type=None) if status != 204 else None
