@@ -232,12 +232,14 @@ async def test_a_garbage_delete_answer_counts_as_deleted(
 # ---------------------------------------------------------------- close() at awkward moments
 
 
-async def closes_cleanly(pool: Any, *calls: asyncio.Future[Any], within: float = 3.0) -> None:
+async def closes_cleanly(
+    pool: Any, *calls: asyncio.Future[Any], within: float = 3.0, delete: bool = False
+) -> None:
     """Close ``pool`` while ``calls`` wait: quickly, every call ending in PoolClosed, and
     nothing (task, socket, ClientSession) left behind."""
     loop = asyncio.get_running_loop()
     started = loop.time()
-    await asyncio.wait_for(pool.close(), within)
+    await asyncio.wait_for(pool.close(delete=delete), within)
     assert loop.time() - started < within
     for call in calls:
         with pytest.raises(tp.PoolClosed):

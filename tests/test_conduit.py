@@ -407,3 +407,17 @@ async def test_a_refused_app_token_is_the_apps_problem_not_the_users(
         assert [e for e in seen.values("pubsub_error") if e.type == "INTERNAL"] == []
     finally:
         await pool.close()
+
+
+async def test_close_with_delete_and_a_helix_that_never_answers(
+    client: Any, emu: EventSubEmulator
+) -> None:
+    """close(delete=True) deletes within its deadline, or leaves the rest to Twitch: it
+    never waits on a server that does not answer, and leaves nothing behind."""
+    from .test_bridge_hostile import closes_cleanly
+
+    pool = conduit_pool(client, emu, shards=[0])
+    await pool.subscribe_topics([bits(CHANNELS[0])])
+    await pool.conduit.start()
+    await emu.slow_next_helix(3600, 20)
+    await closes_cleanly(pool, delete=True, within=6.0)

@@ -130,7 +130,8 @@ async def test_demo_runs_and_summarises() -> None:
         assert model in text
     last = text.strip().splitlines()[-1]
     assert last.startswith(
-        "demo OK: 12 PubSub + 13 EventSub events received, 2 + 2 reconnects survived"
+        "demo OK: 12 PubSub + 13 EventSub + 7 conduit events received, 2 + 2 + 1 "
+        "reconnects survived"
     )
     assert "subscribed to 10 topics: 15 EventSub subscriptions on 2 session(s)" in text
     assert "pool closed: 0 subscriptions left on the server" in text

@@ -4,7 +4,9 @@ Twice, once per transport: starts an embedded emulator (PubSub, then EventSub),
 subscribes a twitchio ``Client`` to every topic family through a :class:`PubSubPool`,
 triggers one realistic event of each kind, survives a server-requested reconnect and an
 abrupt drop, and prints what the bot receives. The bot code is the same both times; only
-``transport="eventsub"`` differs.
+``transport="eventsub"`` differs. Then the bot runs as two "processes" (two pools) that
+share an EventSub conduit: each cheer reaches exactly one of them, also while a shard's
+session is replaced.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import twitchio
 
 from . import topics as t
 from .emulator import EventSubEmulator, PubSubEmulator
+from .emulator.eventsub.conduits import route_hash
 from .emulator.payloads import KINDS
 from .eventsub.mapping import scopes_for
 from .models import (
@@ -157,12 +160,12 @@ class _Demo:
         if not self.quiet:
             print(text, file=self.out, flush=True)
 
-    def show(self, event: str, model: PubSubMessage) -> None:
+    def show(self, event: str, model: PubSubMessage, where: str = "") -> None:
         self.count += 1
         # The topic tells apart events that look alike (bits on v2 and on v1).
         self.say(
             f"  [{self.count:2}] {event:<36} {type(model).__name__:<32} {describe(model)}"
-            f"  [{model.full_topic.split('.', 1)[0]}]"
+            f"  [{model.full_topic.split('.', 1)[0]}]{where}"
         )
 
     async def expect(self, event: str, timeout: float = 5.0) -> PubSubMessage:
@@ -237,11 +240,14 @@ async def run_demo(*, quiet: bool = False, out: TextIO | None = None) -> int:
 
     pubsub_events, pubsub_reconnects = demo.count, demo.reconnects
     await _eventsub_demo(demo)
+    eventsub_events, eventsub_reconnects = demo.count, demo.reconnects
+    await _conduit_demo(demo)
     elapsed = time.perf_counter() - started
     print(
-        f"\ndemo OK: {pubsub_events} PubSub + {demo.count - pubsub_events} EventSub events "
-        f"received, {pubsub_reconnects} + {demo.reconnects - pubsub_reconnects} reconnects "
-        f"survived, {elapsed:.1f} s",
+        f"\ndemo OK: {pubsub_events} PubSub + {eventsub_events - pubsub_events} EventSub + "
+        f"{demo.count - eventsub_events} conduit events received, {pubsub_reconnects} + "
+        f"{eventsub_reconnects - pubsub_reconnects} + {demo.reconnects - eventsub_reconnects} "
+        f"reconnects survived, {elapsed:.1f} s",
         file=demo.out,
         flush=True,
     )
@@ -331,3 +337,85 @@ async def _eventsub_demo(demo: _Demo) -> None:
             )
             await demo.expect("pubsub_channel_points")
         demo.say(f"pool closed: {len(emu.subscriptions)} subscriptions left on the server")
+
+
+#: The demo's app, for the conduit act (its client credentials get the app token).
+_APP, _SECRET = "demo-app", "demo-app-secret"
+
+
+async def _conduit_demo(demo: _Demo) -> None:
+    """Two pools ("processes") share one conduit of two shards: one subscribes, both
+    serve; every cheer is handled once, by the pool holding the shard Twitch picked."""
+    async with EventSubEmulator() as emu:
+        emu.add_app(_APP, _SECRET)
+        channels = [CHANNEL + n for n in range(6)]
+        for channel in channels:
+            emu.add_token(f"demo-token-{channel}", channel, scopes=["bits:read"], client_id=_APP)
+        demo.say(
+            "\nthe same bot as two processes sharing an EventSub conduit (transport='conduit'):"
+        )
+        heard: asyncio.Queue[tuple[int, PubSubMessage]] = asyncio.Queue()
+        pools = []
+        for index in (0, 1):
+            client = twitchio.Client(token="demo-bot-token")
+
+            async def on_bits(model: PubSubMessage, _index: int = index) -> None:
+                await heard.put((_index, model))
+
+            client.add_event(on_bits, "event_pubsub_bits")
+            pools.append(
+                PubSubPool(
+                    client,
+                    transport="conduit",
+                    client_id=_APP,
+                    client_secret=_SECRET,
+                    shards=[index],
+                    shard_count=2,
+                    **emu.urls,
+                    backoff_base=0.2,
+                    backoff_cap=2.0,
+                    connect_timeout=5.0,
+                )
+            )
+        first, second = pools
+        try:
+            await first.subscribe_topics([t.bits(f"demo-token-{c}")[c] for c in channels])
+            await first.conduit.start()
+            await second.conduit.start()
+            demo.say(
+                f"conduit {first.conduit.id[:8]}...: process 1 subscribed {len(channels)} "
+                "channels and serves shard 0; process 2 only serves shard 1\n"
+            )
+
+            async def cheers() -> None:
+                for channel in channels:
+                    await emu.trigger("channel.cheer", broadcaster_user_id=channel, bits=10)
+                for _ in channels:
+                    index, model = await asyncio.wait_for(heard.get(), 5.0)
+                    demo.show("pubsub_bits", model, f"  -> process {index + 1}")
+
+            await cheers()
+            demo.say("\nprocess 1's shard session drops (no close frame); it is re-assigned:")
+            conduit_id = first.conduit.id
+            old = emu.shard(conduit_id, 0).session_id
+            started = time.perf_counter()
+            await emu.fault_shard(conduit_id, 0)
+            await emu.wait_until(
+                lambda: (
+                    emu.shard(conduit_id, 0).status == "enabled"
+                    and emu.shard(conduit_id, 0).session_id != old
+                ),
+                10,
+            )
+            demo.reconnects += 1
+            ms = (time.perf_counter() - started) * 1000
+            demo.say(f"  ... shard 0 on a new session in {ms:.0f} ms; no subscription re-created")
+            homed = next(c for c in channels if route_hash(str(c)) % 2 == 0)  # on shard 0
+            await emu.trigger("channel.cheer", broadcaster_user_id=homed, bits=500)
+            index, model = await asyncio.wait_for(heard.get(), 5.0)
+            demo.show("pubsub_bits", model, f"  -> process {index + 1}")
+        finally:
+            for pool in pools:
+                await pool.close()
+        left = [s for s in emu.conduit_subscriptions(conduit_id) if s["type"] == "channel.cheer"]
+        demo.say(f"both closed: the conduit and its {len(left)} cheer subscriptions stay")

@@ -37,12 +37,12 @@ from ..models.base import PubSubErrorEvent
 from ..node_base import LinkLost, until_signal
 from ..settings import Settings, _number
 from ..topics import Topic
-from ..transport import wait_finished
+from ..transport import wait_finished, within
 from . import protocol as esp
 from .bridge import EventSubTransport
 from .helix import HelixError, MalformedAnswer, TokenInfo
 from .mapping import Part, topic_for
-from .node import EventSubWebsocket, _Link, _Seen
+from .node import CLOSE_TIMEOUT, EventSubWebsocket, _Link, _Seen
 from .types import SHARD_DISABLED
 
 if TYPE_CHECKING:
@@ -443,30 +443,45 @@ class ConduitTransport(EventSubTransport):
         self.delete_on_close = delete
 
     async def close(self) -> None:
-        """Close this process's shards (the conduit and its subscriptions stay, unless
-        the pool closes with ``delete=True`` and created the conduit)."""
+        """Close this process's shards. The conduit and its subscriptions stay, unless
+        the pool closes with ``delete=True``: then what this pool created goes too (the
+        conduit, or else its ``conduit.shard.disabled`` subscription), within
+        :data:`~twitchio_pubsub.eventsub.node.CLOSE_TIMEOUT`."""
         self._closing = True
-        resolving = self._resolving
-        if resolving is not None and not resolving.done():
-            resolving.cancel()
-            await asyncio.wait((resolving,))
+        resolving, recount = self._resolving, self._recount
+        for task in (resolving, recount):
+            if task is not None and not task.done():
+                task.cancel()
+                await asyncio.wait((task,))
         await asyncio.gather(*(node.close() for node in list(self._shards.values())))
         self._shards.clear()
         for task in list(self._retired):
             await wait_finished(task)
         try:
-            if self.delete_on_close and self.created_conduit and self.conduit_id:
-                await self._app_call(
-                    lambda token, info: self.helix.delete_conduit(
-                        token, info, self.conduit_id or ""
-                    )
-                )
-                log.info("deleted conduit %s (it was created by this pool)", self.conduit_id)
-        except HelixError as exc:
-            log.warning("deleting conduit %s on close failed: %s", self.conduit_id, exc)
+            if self.delete_on_close:
+                await within(self._delete_own(), CLOSE_TIMEOUT)
+        except (HelixError, asyncio.TimeoutError) as exc:
+            log.warning(
+                "deleting what this pool created on conduit %s failed (%s); left to Twitch",
+                self.conduit_id,
+                exc or "timed out",
+            )
         finally:
             await self.tokens.close()
             await self.app.close()
+
+    async def _delete_own(self) -> None:
+        conduit_id = self.conduit_id
+        if conduit_id is None:
+            return
+        if self.created_conduit:
+            await self._app_call(
+                lambda token, info: self.helix.delete_conduit(token, info, conduit_id)
+            )
+            log.info("deleted conduit %s (this pool created it)", conduit_id)
+        elif self.shard_disabled_subscribed is not None:
+            sub_id = self.shard_disabled_subscribed
+            await self._app_call(lambda token, info: self.helix.delete(token, info, sub_id))
 
     # ------------------------------------------------------------------ the conduit
 
@@ -748,12 +763,14 @@ class ConduitTransport(EventSubTransport):
         shard_id = str(event.get("shard_id"))
         status = event.get("status")
         ours = conduit_id == self.conduit_id and shard_id in self._shards
-        log.warning(
+        # Another process's shard is its own business (and its own log's); ours is ours.
+        log.log(
+            logging.WARNING if ours else logging.INFO,
             "conduit %s: shard %s disabled (%s)%s",
             conduit_id,
             shard_id,
             status,
-            " - one of this process's" if ours else "",
+            ", one of this process's" if ours else "",
         )
         self._host.dispatcher.error(
             PubSubErrorEvent(
