@@ -421,3 +421,122 @@ async def test_close_with_delete_and_a_helix_that_never_answers(
     await pool.conduit.start()
     await emu.slow_next_helix(3600, 20)
     await closes_cleanly(pool, delete=True, within=6.0)
+
+
+async def test_session_reconnect_with_a_new_id_is_patched(client: Any) -> None:
+    """If Twitch gave the moved session a new id, the shard would stay on the old one:
+    the client PATCHes the new id before it closes the old socket."""
+    async with EventSubEmulator(shard_reconnect_keeps_id=False) as emu:
+        emu.add_app(APP, SECRET)
+        emu.add_token("tok-x", "777", scopes=["bits:read"], client_id=APP)
+        seen = Recorder(client, "pubsub_bits", "pubsub_error")
+        pool = conduit_pool(client, emu, shards=[0], audit_interval=60.0)  # no audit
+        try:
+            await pool.subscribe_topics([tp.bits("tok-x")[777]])
+            await pool.conduit.start()
+            conduit_id = pool.conduit.id
+            old = emu.shard(conduit_id, 0).session_id
+            await emu.send_reconnect(old)
+            await emu.wait_until(
+                lambda: (
+                    emu.shard(conduit_id, 0).session_id not in (None, old)
+                    and emu.shard(conduit_id, 0).status == "enabled"
+                    and len(emu.sessions) == 1
+                ),
+                timeout=5,
+            )
+            assert pool.conduit.shards[0].session_id == emu.shard(conduit_id, 0).session_id
+            await emu.trigger("channel.cheer", broadcaster_user_id="777", bits=3)
+            assert (await seen.wait("pubsub_bits"))[0].bits_used == 3
+            assert emu.shard(conduit_id, 0).disconnected_at is None  # never disabled
+        finally:
+            await pool.close()
+
+
+async def test_resize_opens_and_closes_shards_of_a_pool_serving_all(
+    client: Any, emu: EventSubEmulator
+) -> None:
+    pool = conduit_pool(client, emu)  # shards=None: every shard of the conduit
+    try:
+        await pool.conduit.start()
+        assert [s.id for s in pool.conduit.shards] == ["0"]
+        await pool.conduit.resize(3)
+        await pool.conduit.start()
+        assert [(s.id, s.status) for s in pool.conduit.shards] == [
+            ("0", "enabled"),
+            ("1", "enabled"),
+            ("2", "enabled"),
+        ]
+        assert [s.status for s in await pool.conduit.fetch_shards()] == ["enabled"] * 3
+        await pool.conduit.resize(2)
+        await emu.wait_until(lambda: len(pool.conduit.shards) == 2)
+        assert pool.conduit.shard_count == 2 and len(emu.conduits[pool.conduit.id].shards) == 2
+    finally:
+        await pool.close()
+
+
+async def test_a_notification_sent_twice_is_handled_once(
+    client: Any, emu: EventSubEmulator
+) -> None:
+    seen = Recorder(client, "pubsub_bits")
+    pool = conduit_pool(client, emu, shards=[0, 1])
+    try:
+        await pool.subscribe_topics([bits(c) for c in CHANNELS[:2]])
+        await pool.conduit.start()
+        await emu.duplicate_next(2)
+        await cheer(emu, CHANNELS[0], 7)
+        await cheer(emu, CHANNELS[1], 8)
+        await seen.wait("pubsub_bits", 2)
+        await asyncio.sleep(0.2)
+        assert sorted(e.bits_used for e in seen.values("pubsub_bits")) == [7, 8]
+    finally:
+        await pool.close()
+
+
+async def test_an_event_of_an_unsubscribed_topic_still_in_flight_is_not_dispatched(
+    client: Any, emu: EventSubEmulator
+) -> None:
+    """Unsubscribing deletes the subscription; a notification of it already on its way
+    (sent before the delete) is dropped, not dispatched as another process's topic."""
+    import json
+    import time as time_
+
+    from twitchio_pubsub.emulator import eventsub_payloads
+    from twitchio_pubsub.eventsub.types import SUBSCRIPTION_TYPES
+
+    seen = Recorder(client, "pubsub_bits")
+    pool = conduit_pool(client, emu, shards=[0])
+    try:
+        await pool.subscribe_topics([bits(CHANNELS[0]), bits(CHANNELS[1])])
+        await pool.conduit.start()
+        sub = next(
+            s
+            for s in cheers(emu, pool.conduit.id)
+            if s["condition"]["broadcaster_user_id"] == CHANNELS[0]
+        )
+        wire = emu._public(sub, wire=True)
+        await pool.unsubscribe_topics([bits(CHANNELS[0])])
+        event = eventsub_payloads.build_event(
+            SUBSCRIPTION_TYPES[("channel.cheer", "1")],
+            {"broadcaster_user_id": CHANNELS[0]},
+            time_.time_ns(),
+        )
+        frame = {
+            "metadata": {
+                "message_id": "late-1",
+                "message_type": "notification",
+                "message_timestamp": "2026-12-05T12:00:00.000000000Z",
+                "subscription_type": "channel.cheer",
+                "subscription_version": "1",
+            },
+            "payload": {"subscription": wire, "event": event},
+        }
+        session = emu.shard(pool.conduit.id, 0).session_id
+        assert await emu.send_raw(json.dumps(frame), session) == 1
+        await cheer(emu, CHANNELS[1], 9)  # after the late frame, on the same socket
+        got = await seen.wait("pubsub_bits", 1)
+        await asyncio.sleep(0.1)
+        assert [e.channel_id for e in seen.values("pubsub_bits")] == [int(CHANNELS[1])]
+        assert got[0].bits_used == 9
+    finally:
+        await pool.close()

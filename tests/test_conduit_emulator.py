@@ -290,3 +290,51 @@ async def test_resize_and_delete_conduit_over_the_control_api(es: Client) -> Non
     status, answer = await es.control("delete-conduit", {"conduit_id": conduit})
     assert status == 400
     assert emu.state()["conduits"] == []
+
+
+async def test_shards_are_paged_and_shard_ids_checked(es: Client) -> None:
+    app = await app_token(es)
+    _, body = await call(es, "POST", "/eventsub/conduits", app, json={"shard_count": 150})
+    conduit = body["data"][0]["id"]
+    status, first = await call(
+        es, "GET", "/eventsub/conduits/shards", app, params={"conduit_id": conduit}
+    )
+    assert status == 200 and len(first["data"]) == 100 and first["pagination"]["cursor"]
+    status, rest = await call(
+        es,
+        "GET",
+        "/eventsub/conduits/shards",
+        app,
+        params={"conduit_id": conduit, "after": first["pagination"]["cursor"]},
+    )
+    assert len(rest["data"]) == 50 and rest["pagination"] == {}
+    assert [s["id"] for s in first["data"] + rest["data"]] == [str(i) for i in range(150)]
+    status, body = await call(es, "GET", "/eventsub/conduits/shards", app)
+    assert status == 400 and "required" in body["message"]
+    status, body = await call(
+        es, "GET", "/eventsub/conduits/shards", app, params={"conduit_id": "nope"}
+    )
+    assert status == 404
+    # PATCH with conduit_id in the query (TwitchIO sends it there) and a shard without id.
+    sock = await es.connect()
+    status, body = await call(
+        es,
+        "PATCH",
+        "/eventsub/conduits/shards",
+        app,
+        params={"conduit_id": conduit},
+        json={
+            "shards": [
+                {"id": "149", "transport": {"method": "websocket", "session_id": sock.session_id}}
+            ]
+        },
+    )
+    assert status == 202 and body["errors"] == [] and body["data"][0]["status"] == "enabled"
+    status, body = await call(
+        es,
+        "PATCH",
+        "/eventsub/conduits/shards",
+        app,
+        json={"conduit_id": conduit, "shards": [{"transport": {"method": "websocket"}}]},
+    )
+    assert status == 400

@@ -66,6 +66,10 @@ class EventSubEmulator(SessionsMixin, ConduitsMixin):
         Seconds a new session may go without a subscription before it is closed with
         4003 (Twitch: 10); ``None`` uses the session's keepalive timeout, as before.
         Tests lower it to exercise slow clients quickly.
+    shard_reconnect_keeps_id: :class:`bool`
+        Whether a ``session_reconnect`` of a conduit shard's session keeps its session
+        id (as twitch4j observed on Twitch; the shard then follows it) or gives a new one
+        (the shard stays on the old session until the client PATCHes the new one).
     """
 
     _kind = "EventSub emulator"
@@ -85,8 +89,10 @@ class EventSubEmulator(SessionsMixin, ConduitsMixin):
         subscribe_window: Optional[float] = None,
         device_interval: float = 5.0,
         device_expires: float = 1800.0,
+        shard_reconnect_keeps_id: bool = True,
     ) -> None:
         super().__init__(host, port)
+        self.shard_reconnect_keeps_id = shard_reconnect_keeps_id
         if subscribe_window is not None and not (
             math.isfinite(subscribe_window) and 0 < subscribe_window <= 600
         ):

@@ -72,7 +72,11 @@ class SessionsMixin(State):
     def _welcome(
         self, session: EventSubSession, keepalive: int, moved_from: Optional[EventSubSession]
     ) -> None:
-        if moved_from is not None and self._is_shard(moved_from.session_id):
+        if (
+            moved_from is not None
+            and self.shard_reconnect_keeps_id
+            and self._is_shard(moved_from.session_id)
+        ):
             # A conduit shard's session keeps its id across session_reconnect (as
             # twitch4j observed on Twitch), so the shard follows it without a PATCH.
             session.session_id = moved_from.session_id

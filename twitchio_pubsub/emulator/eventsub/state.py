@@ -27,6 +27,7 @@ class State(EmulatorServer[EventSubSession]):
     max_total_cost: int
     rate_limit: int
     subscribe_window: Optional[float]
+    shard_reconnect_keeps_id: bool
     #: Every subscription ever created, by id (disabled ones stay visible, as on Twitch).
     subscriptions: dict[str, dict[str, Any]]
     helix_requests: int
