@@ -114,7 +114,7 @@ async def test_eventsub_soak_smoke(tmp_path: Path) -> None:
 
 async def test_random_operations_leave_no_call_hung_and_everything_in_agreement() -> None:
     # 300 seeded operations per transport (the note quotes 1,000-operation runs).
-    for transport in ("pubsub", "eventsub"):
+    for transport in ("pubsub", "eventsub", "conduit"):
         out, _ = await _script(
             "random_ops.py", "--transport", transport, "--ops", "300", "--seed", "3"
         )

@@ -540,3 +540,40 @@ async def test_an_event_of_an_unsubscribed_topic_still_in_flight_is_not_dispatch
         assert got[0].bits_used == 9
     finally:
         await pool.close()
+
+
+async def test_unsubscribing_the_last_topic_keeps_the_shards_serving(
+    client: Any, emu: EventSubEmulator
+) -> None:
+    """The pool's node leaves with its last topic, but this process still serves its
+    shards: their sessions stay up (the pool keeps the HTTP session they use), and events
+    of other processes' subscriptions keep arriving."""
+    import twitchio
+
+    other = conduit_pool(twitchio.Client(token="other"), emu, shards=[1], shard_count=2)
+    seen = Recorder(client, "pubsub_bits")
+    pool = None
+    try:
+        await other.subscribe_topics([bits(c) for c in CHANNELS])
+        pool = conduit_pool(client, emu, shards=[0], conduit_id=other.conduit.id)
+        await pool.subscribe_topics([bits(CHANNELS[0])])
+        await pool.conduit.start()
+        before = pool.conduit.shards[0].session_id
+        await pool.unsubscribe_topics([bits(CHANNELS[0])])
+        assert pool.nodes == []
+        await asyncio.sleep(0.3)
+        assert pool.conduit.shards[0].session_id == before
+        assert emu.shard(other.conduit.id, 0).session_id == before
+        homed = [c for c in CHANNELS[1:] if home(c, 2) == 0]
+        for channel in homed:
+            await cheer(emu, channel)
+        got = await seen.wait("pubsub_bits", len(homed))
+        assert sorted(e.channel_id for e in got) == sorted(int(c) for c in homed)
+    finally:
+        if pool is not None:
+            await pool.close()
+        await other.close()
+
+
+def home(channel: str, shards: int) -> int:
+    return route_hash(channel) % shards

@@ -1015,10 +1015,16 @@ class PubSubPool:
             await node.close()
         finally:
             self._retiring.pop(node, None)
-        if not self._nodes and not self._retiring and self._session is not None:
+        if (
+            not self._nodes
+            and not self._retiring
+            and self._session is not None
+            and not self._transport.in_use()
+        ):
             # Nothing left to connect: release the HTTP session too (a new one is made
             # on the next subscribe), so that a bot that shuts down node by node, as
-            # with twitchio.ext.pubsub, leaves nothing open.
+            # with twitchio.ext.pubsub, leaves nothing open. (A conduit's shards keep
+            # using it: they serve the process, not its topics.)
             session, self._session = self._session, None
             await session.close()
 

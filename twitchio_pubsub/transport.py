@@ -196,6 +196,10 @@ class Transport(Protocol):
     def tokens_changed(self) -> None:
         """The pool's topics changed tokens or left (to forget tokens nothing uses)."""
 
+    def in_use(self) -> bool:
+        """Whether the transport itself holds connections of the pool's HTTP session
+        (beyond the pool's nodes), so the pool keeps the session open."""
+
     def closing(self, delete: bool) -> None:
         """The pool starts closing; with ``delete``, it also removes what it created
         (only a transport whose subscriptions outlive the pool makes a difference)."""

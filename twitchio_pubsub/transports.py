@@ -149,6 +149,10 @@ class PubSubTransport:
     def tokens_changed(self) -> None:
         """Nothing to forget: PubSub keeps no tokens of its own."""
 
+    def in_use(self) -> bool:
+        """Never: every socket is a node's."""
+        return False
+
     def closing(self, delete: bool) -> None:
         """Nothing to keep: the server drops a closed socket's topics."""
 

@@ -278,6 +278,10 @@ class EventSubTransport:
             keep.update(node.tokens_needed())
         self.tokens.retain(keep)
 
+    def in_use(self) -> bool:
+        """Never: every session is a node's."""
+        return False
+
     def closing(self, delete: bool) -> None:
         """Nothing to keep: a session's subscriptions are deleted when it closes."""
 

@@ -437,6 +437,10 @@ class ConduitTransport(EventSubTransport):
         self._topic_nodes.add(node)
         return node
 
+    def in_use(self) -> bool:
+        """While this process serves shards: their sessions use the pool's HTTP session."""
+        return bool(self._shards) and not self._closing
+
     def closing(self, delete: bool) -> None:
         """The pool closes: with ``delete``, what it created goes too."""
         self.pool_closing = True
