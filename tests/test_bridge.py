@@ -301,3 +301,24 @@ async def test_more_sessions_than_aiohttp_holds_connections_by_default(client: A
             assert (await seen.wait("pubsub_bits"))[0].channel_id == int(users[-1])
         finally:
             await pool.close()
+
+
+async def test_more_creates_than_the_rate_limit_allows_are_paced_not_refused(
+    client: Any,
+) -> None:
+    """60 broadcasters' topics, 10 Helix requests per window: Twitch's 800 a minute,
+    scaled down. Every create waits its turn; none is refused for having been told 429
+    too often (the whole herd used to retry at each reset, 10 getting through each time,
+    and after 4 rounds the rest failed)."""
+    users = [str(6000 + i) for i in range(60)]
+    async with EventSubEmulator(ping_interval=None, rate_limit=10, rate_window=1.0) as emu:
+        for user in users:
+            emu.add_token(f"t{user}", user, scopes=["bits:read"])
+        seen = Recorder(client, "pubsub_error")
+        pool = bridge_pool(client, emu, connect_timeout=30.0, listen_timeout=30.0)
+        try:
+            await pool.subscribe_topics([tp.bits(f"t{u}")[int(u)] for u in users])
+            assert len(emu.enabled()) == 60
+            assert seen.events["pubsub_error"] == []
+        finally:
+            await pool.close()

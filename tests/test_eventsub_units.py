@@ -253,3 +253,49 @@ def test_scopes_for_lists_the_read_form_of_each_group() -> None:
     moderation = scopes_for("chat_moderator_actions")
     assert len(moderation) == 8 and "moderator:read:warnings" in moderation
     assert token_problem("chat_moderator_actions.7.5", "7", moderation) is None
+
+
+def test_rate_bucket_paces_by_the_headers_and_refills_once_per_window() -> None:
+    import time
+
+    from twitchio_pubsub.eventsub.helix import _RateBucket
+
+    now = time.time()
+    rate = _RateBucket()
+    rate.update("800", "2", str(now + 30))
+    assert rate.known and rate.limit == 800 and rate.remaining == 2
+    assert rate.wait(now) == 0 and rate.wait(now) == 0  # two slots left: taken
+    assert rate.wait(now) == pytest.approx(30, abs=0.01)  # none: until the reset
+    # A late answer of this window with a higher count does not give slots back.
+    rate.update("800", "5", str(now + 30))
+    assert rate.remaining == 0
+    # The window ends: one refill to the limit, then the answers tell the new window.
+    later = now + 31
+    assert rate.wait(later) == 0 and rate.remaining == 799
+    rate.update("800", "100", str(later + 20))  # another process used most of it
+    assert rate.remaining == 100 and rate.reset == pytest.approx(later + 20, abs=0.01)
+    rate.update("800", "790", str(now + 30))  # a late answer from the old window
+    assert rate.remaining == 100
+    # A 429 empties the bucket until the reset it names (a second when it names none).
+    rate.exhausted(None)
+    assert rate.remaining == 0 and rate.wait(time.time()) > 0
+
+
+@given(st.lists(st.tuples(st.integers(0, 900), st.integers(-5, 120)), max_size=30))
+def test_rate_bucket_never_lets_more_out_than_a_header_allowed(
+    answers: list[tuple[int, int]],
+) -> None:
+    import time
+
+    from twitchio_pubsub.eventsub.helix import _RateBucket
+
+    rate = _RateBucket()
+    now = time.time()
+    most = 0
+    for left, ends_in in answers:
+        rate.update("800", str(left), str(now + ends_in))
+        most = max(most, min(left, 800))
+        assert rate.remaining is None or 0 <= rate.remaining <= most
+        if rate.remaining is not None and rate.remaining > 0:
+            before = rate.remaining
+            assert rate.wait(now) == 0 and rate.remaining == before - 1

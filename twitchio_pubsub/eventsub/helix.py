@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 RATE_LIMIT_RETRIES = 4
 #: The longest wait for a ``Ratelimit-Reset`` in the future.
 MAX_RESET_WAIT = 60.0
+#: When a window ended and no answer told the next one's end yet: look again after this.
+NEXT_WINDOW_GUESS = 1.0
 #: Requests one Helix client has in flight at once (the pool's connector has no limit of
 #: its own: its sockets would hold every connection).
 MAX_IN_FLIGHT = 50
@@ -82,6 +84,100 @@ class TokenInfo:
     expires_in: int
 
 
+def _header_number(value: Optional[str]) -> Optional[float]:
+    try:
+        number = float(value) if value is not None else None
+    except ValueError:
+        return None
+    return number if number is not None and math.isfinite(number) else None
+
+
+class _RateBucket:
+    """One client id's Helix rate limit as this process knows it: the requests left in
+    the window and when the window ends, from the answers' ``Ratelimit-*`` headers.
+
+    Requests take a slot before they are sent and wait for the window's end when none
+    is left, so a burst (10,000 creates) goes out at the pace Twitch allows instead of
+    as a herd that is told 429 at every reset. Other processes of the same app use the
+    same bucket on Twitch's side: the server's count, when lower, wins.
+    """
+
+    __slots__ = ("_guessed", "_probe", "known", "limit", "remaining", "reset")
+
+    def __init__(self) -> None:
+        self.limit: Optional[int] = None
+        self.remaining: Optional[int] = None
+        self.reset = 0.0
+        #: An answer came back (with or without rate-limit headers).
+        self.known = False
+        #: The window was refilled before any answer said when the new one ends.
+        self._guessed = False
+        #: The first request, whose answer tells the limit; the others wait for it.
+        self._probe: Optional[asyncio.Future[None]] = None
+
+    async def acquire(self) -> None:
+        """Wait until a request may be sent, and take its slot."""
+        while not self.known:
+            if self._probe is None:
+                self._probe = asyncio.get_running_loop().create_future()
+                return  # this request finds out the limit for the others
+            await asyncio.wait((self._probe,))
+        while True:
+            wait = self.wait(time.time())
+            if wait <= 0:
+                return
+            await asyncio.sleep(min(wait, MAX_RESET_WAIT))
+
+    def answered(self) -> None:
+        """A request ended (answered or not): a waiting first answer is not awaited longer."""
+        probe, self._probe = self._probe, None
+        if probe is not None and not probe.done():
+            probe.set_result(None)
+
+    def wait(self, now: float) -> float:
+        """Seconds to wait before a request may be sent; ``0`` and the slot is taken."""
+        if self.remaining is not None and self.remaining <= 0:
+            if now < self.reset:
+                return self.reset - now
+            # The window is over: a new one, of which only its size is known so far.
+            self.remaining, self.reset, self._guessed = self.limit, now + NEXT_WINDOW_GUESS, True
+        if self.remaining is not None:
+            self.remaining -= 1
+        return 0.0
+
+    def update(self, limit: Optional[str], remaining: Optional[str], reset: Optional[str]) -> None:
+        """An answer's headers."""
+        self.known = True
+        size, left, ends = _header_number(limit), _header_number(remaining), _header_number(reset)
+        if size is not None and size > 0:
+            self.limit = int(size)
+        if left is None or ends is None:
+            return
+        if self.limit is not None:
+            left = min(left, self.limit)  # a count above the window's size is not believed
+        left = max(left, 0)
+        ends = min(ends, time.time() + MAX_RESET_WAIT)
+        if ends < self.reset - 0.5:
+            return  # a late answer from a window that is already over
+        newer = ends > self.reset + 0.5
+        if newer:
+            self.reset = ends
+        if self.remaining is None or (newer and not self._guessed):
+            self.remaining = int(left)
+        else:
+            self.remaining = min(self.remaining, int(left))
+        if newer:
+            self._guessed = False
+
+    def exhausted(self, reset: Optional[str]) -> None:
+        """A 429: nothing is left until the window's end (a second from now if unsaid)."""
+        ends = _header_number(reset)
+        now = time.time()
+        until = ends if ends is not None else now + 1.0
+        self.remaining = 0
+        self.reset = max(self.reset, min(until, now + MAX_RESET_WAIT))
+
+
 class Helix:
     """Helix and OAuth calls over the pool's HTTP session.
 
@@ -120,8 +216,8 @@ class Helix:
         self._rng = rng or random.Random()
         self._retries = retries
         self._backoff = (backoff_base, backoff_cap)
-        #: Per client id: ``time.time()`` before which calls wait (a 429's reset).
-        self._blocked: dict[str, float] = {}
+        #: Per client id: its rate limit as the answers told it.
+        self._buckets: dict[str, _RateBucket] = {}
         #: Calls made, for tests and benchmarks.
         self.calls = 0
         self._in_flight: Optional[asyncio.Semaphore] = None
@@ -350,11 +446,10 @@ class Helix:
         for what it created). A 5xx create is retried: Twitch answers a repeat with 409.
         """
         attempt = 0
+        rate = None if bucket is None else self._buckets.setdefault(bucket, _RateBucket())
         while True:
-            if bucket is not None:
-                wait = self._blocked.get(bucket, 0.0) - time.time()
-                if wait > 0:
-                    await asyncio.sleep(min(wait, MAX_RESET_WAIT))
+            if rate is not None:
+                await rate.acquire()
             self.calls += 1
             if self._in_flight is None:
                 self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
@@ -376,17 +471,23 @@ class Helix:
                     except ValueError:
                         body = None
                     reset = resp.headers.get("Ratelimit-Reset")
-                    remaining = resp.headers.get("Ratelimit-Remaining")
+                    if rate is not None:
+                        rate.update(
+                            resp.headers.get("Ratelimit-Limit"),
+                            resp.headers.get("Ratelimit-Remaining"),
+                            reset,
+                        )
             except asyncio.TimeoutError:
-                status, body, reset, remaining = 0, None, None, None
+                status, body, reset = 0, None, None
                 message = "the request timed out"
             except aiohttp.ClientError as exc:
-                status, body, reset, remaining = 0, None, None, None
+                status, body, reset = 0, None, None
                 message = f"cannot reach {url.split('?')[0]}: {type(exc).__name__}"
             else:
                 message = ""
-            if bucket is not None and remaining == "0":
-                self._block(bucket, reset)
+            finally:
+                if rate is not None:
+                    rate.answered()
             if 200 <= status < 300:
                 if parse is None:
                     return body
@@ -403,24 +504,14 @@ class Helix:
             if not retry or attempt >= limit:
                 raise HelixError(status, message or f"{method} failed")
             attempt += 1
-            if status == 429 and bucket is not None:
-                self._block(bucket, reset, fallback=1.0)
+            if status == 429 and rate is not None:
+                rate.exhausted(reset)
                 log.info("Helix rate limit reached; waiting for its reset")
             else:
                 base, cap = self._backoff
                 delay = min(base * 2 ** (attempt - 1), cap) * self._rng.uniform(0.5, 1.0)
                 log.info("Helix %s answered %s; retrying in %.2f s", method, status, delay)
                 await asyncio.sleep(delay)
-
-    def _block(self, bucket: str, reset: Optional[str], fallback: float = 0.0) -> None:
-        try:
-            until = float(reset) if reset is not None else time.time() + fallback
-        except ValueError:
-            until = time.time() + fallback
-        if not math.isfinite(until):
-            until = time.time() + fallback
-        until = min(until, time.time() + MAX_RESET_WAIT)
-        self._blocked[bucket] = max(self._blocked.get(bucket, 0.0), until)
 
 
 def _token_info(body: Any) -> TokenInfo:

@@ -182,9 +182,10 @@ class HelixMixin(State):
         now = time.time()
         if client_id not in self._rate and len(self._rate) >= MAX_RATE_BUCKETS:
             self._rate = {k: v for k, v in self._rate.items() if v[0] > now}
-        reset, remaining = self._rate.get(client_id, (now + 60, self.rate_limit))
+        window = self.rate_window
+        reset, remaining = self._rate.get(client_id, (now + window, self.rate_limit))
         if now >= reset:
-            reset, remaining = now + 60, self.rate_limit
+            reset, remaining = now + window, self.rate_limit
         empty = remaining <= 0
         remaining = max(0, remaining - 1)
         self._rate[client_id] = (reset, remaining)
@@ -214,7 +215,7 @@ class HelixMixin(State):
             return None, "Client ID and OAuth token do not match", {}
         headers, empty = self._rate_headers(client_id)
         if empty:
-            raise _HelixFault(429, headers)
+            raise _HelixFault(429, headers, "too many requests: the rate limit is used up")
         return token, None, headers
 
     def _stop_signal(self) -> asyncio.Future[None]:

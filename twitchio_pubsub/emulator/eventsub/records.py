@@ -227,10 +227,13 @@ class EventSubSession(Connection):
 
 
 class _HelixFault(Exception):
-    def __init__(self, status: int, headers: dict[str, str]) -> None:
+    def __init__(
+        self, status: int, headers: dict[str, str], message: str = "emulated failure"
+    ) -> None:
         super().__init__(status)
         self.status = status
         self.headers = headers
+        self.message = message
 
     def response(self, emulator: HelixMixin) -> web.Response:
-        return emulator._helix_error(self.status, "emulated failure", self.headers)
+        return emulator._helix_error(self.status, self.message, self.headers)

@@ -58,6 +58,9 @@ class EventSubEmulator(SessionsMixin, ConduitsMixin):
     rate_limit: :class:`int`
         Helix requests per minute and client id (Twitch: 800); one more gets 429 until
         the ``Ratelimit-Reset`` time.
+    rate_window: :class:`float`
+        The rate limit's window in seconds (Twitch: 60); tests shorten it to exercise
+        many windows quickly.
     device_interval: :class:`float`
         The polling interval the device code flow asks for (Twitch: 5 s).
     device_expires: :class:`float`
@@ -90,6 +93,7 @@ class EventSubEmulator(SessionsMixin, ConduitsMixin):
         device_interval: float = 5.0,
         device_expires: float = 1800.0,
         shard_reconnect_keeps_id: bool = True,
+        rate_window: float = 60.0,
     ) -> None:
         super().__init__(host, port)
         self.shard_reconnect_keeps_id = shard_reconnect_keeps_id
@@ -120,6 +124,9 @@ class EventSubEmulator(SessionsMixin, ConduitsMixin):
         self.max_sessions = max_sessions
         self.max_total_cost = max_total_cost
         self.rate_limit = rate_limit
+        if not (math.isfinite(rate_window) and 0 < rate_window <= 3600):
+            raise ValueError("rate_window must be from 0 to 3600 seconds")
+        self.rate_window = rate_window
         self._tokens: dict[str, EventSubToken] = {}
         self._sessions: dict[str, EventSubSession] = {}
         self._reconnect_ids: dict[str, EventSubSession] = {}

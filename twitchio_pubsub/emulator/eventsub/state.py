@@ -26,6 +26,7 @@ class State(EmulatorServer[EventSubSession]):
     max_sessions: int
     max_total_cost: int
     rate_limit: int
+    rate_window: float
     subscribe_window: Optional[float]
     shard_reconnect_keeps_id: bool
     #: Every subscription ever created, by id (disabled ones stay visible, as on Twitch).
