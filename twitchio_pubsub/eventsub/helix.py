@@ -115,17 +115,18 @@ class _RateBucket:
         #: The first request, whose answer tells the limit; the others wait for it.
         self._probe: Optional[asyncio.Future[None]] = None
 
-    async def acquire(self) -> None:
-        """Wait until a request may be sent, and take its slot."""
+    async def acquire(self) -> bool:
+        """Wait until a request may be sent, and take its slot; whether it is the first
+        request, whose answer the others wait for (then :meth:`answered` must follow)."""
         while not self.known:
             if self._probe is None:
                 self._probe = asyncio.get_running_loop().create_future()
-                return  # this request finds out the limit for the others
+                return True  # this request finds out the limit for the others
             await asyncio.wait((self._probe,))
         while True:
             wait = self.wait(time.time())
             if wait <= 0:
-                return
+                return False
             await asyncio.sleep(min(wait, MAX_RESET_WAIT))
 
     def answered(self) -> None:
@@ -220,7 +221,8 @@ class Helix:
         self._buckets: dict[str, _RateBucket] = {}
         #: Calls made, for tests and benchmarks.
         self.calls = 0
-        self._in_flight: Optional[asyncio.Semaphore] = None
+        #: Per rate bucket (``None``: calls without one): requests in flight at once.
+        self._in_flight: dict[Optional[str], asyncio.Semaphore] = {}
 
     async def validate(self, token: str) -> TokenInfo:
         """Validate ``token`` at ``{id_url}/validate``.
@@ -448,35 +450,37 @@ class Helix:
         attempt = 0
         rate = None if bucket is None else self._buckets.setdefault(bucket, _RateBucket())
         while True:
-            if rate is not None:
-                await rate.acquire()
-            self.calls += 1
-            if self._in_flight is None:
-                self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+            slots = self._in_flight.get(bucket)
+            if slots is None:
+                slots = self._in_flight[bucket] = asyncio.Semaphore(MAX_IN_FLIGHT)
+            probe = False
             try:
-                async with (
-                    self._in_flight,
-                    self._session().request(
+                # The rate slot is taken by a request that goes out at once: one taken
+                # while waiting for a connection could be sent in the next window.
+                async with slots:
+                    if rate is not None:
+                        probe = await rate.acquire()
+                    self.calls += 1
+                    async with self._session().request(
                         method,
                         url,
                         headers=headers,
                         json=json_body,
                         params=query,
                         timeout=self._timeout,
-                    ) as resp,
-                ):
-                    status = resp.status
-                    try:
-                        body = await resp.json(content_type=None) if status != 204 else None
-                    except ValueError:
-                        body = None
-                    reset = resp.headers.get("Ratelimit-Reset")
-                    if rate is not None:
-                        rate.update(
-                            resp.headers.get("Ratelimit-Limit"),
-                            resp.headers.get("Ratelimit-Remaining"),
-                            reset,
-                        )
+                    ) as resp:
+                        status = resp.status
+                        try:
+                            body = await resp.json(content_type=None) if status != 204 else None
+                        except ValueError:
+                            body = None
+                        reset = resp.headers.get("Ratelimit-Reset")
+                        if rate is not None:
+                            rate.update(
+                                resp.headers.get("Ratelimit-Limit"),
+                                resp.headers.get("Ratelimit-Remaining"),
+                                reset,
+                            )
             except asyncio.TimeoutError:
                 status, body, reset = 0, None, None
                 message = "the request timed out"
@@ -486,7 +490,7 @@ class Helix:
             else:
                 message = ""
             finally:
-                if rate is not None:
+                if probe and rate is not None:
                     rate.answered()
             if 200 <= status < 300:
                 if parse is None:
