@@ -664,7 +664,7 @@ class ConduitTransport(EventSubTransport):
         """See :meth:`Conduit.start`."""
         limit = self.settings.connect_timeout
         try:
-            await asyncio.wait_for(self.ensure(), limit)
+            await within(self.ensure(), limit)
         except HelixError as exc:
             raise ConnectionFailure(f"cannot reach the conduit: {exc}") from None
         except asyncio.TimeoutError:
@@ -871,9 +871,8 @@ class ConduitNode(EventSubWebsocket):
 
     @property
     def conduit_id(self) -> Optional[str]:
-        """The conduit this node works on, while it has one."""
-        link = self._link
-        return link.session_id if link is not None else None
+        """The conduit this node works on, while it has one (its link's "session")."""
+        return self.session_id
 
     def describe_failure(self) -> str:
         cause = self._last_error or "timed out"
@@ -1100,9 +1099,6 @@ class ConduitShard(EventSubWebsocket):
             await link.close()
             raise
         return link
-
-    def _describe_error(self, exc: BaseException) -> str:
-        return str(exc) or type(exc).__name__
 
     async def _assign(self, link: _Link, conduit_id: str) -> None:
         """PATCH this shard to ``link``'s session (within Twitch's 10 s window)."""
